@@ -1,0 +1,189 @@
+"""YAML configuration files, validated at load.
+
+Every problem (unknown key, wrong type, value out of range) becomes one line that names the
+file and the key, e.g. ``configs/data.yaml: split.train: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agefair.errors import AgefairError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+M = TypeVar("M", bound="StrictModel")
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors; numbers written as ``1e-4`` are read as numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(StrictModel):
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitConfig":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        return self
+
+
+class DataConfig(StrictModel):
+    """How the UTKFace folder is read, cleaned and split (configs/data.yaml)."""
+
+    age_bins: list[int] = Field(default_factory=lambda: [0, 10, 20, 30, 40, 50, 60, 70], min_length=2)
+    max_age: int = Field(116, ge=1, le=150)
+    expected_size: tuple[int, int] = (200, 200)
+    duplicates: Literal["keep_agreeing", "drop_all", "keep_first"] = "keep_agreeing"
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _bins_increase(self) -> "DataConfig":
+        if self.age_bins[0] != 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:])):
+            raise ValueError("age_bins must start at 0 and increase strictly")
+        return self
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AgefairError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise AgefairError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise AgefairError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AgefairError(f"{path}: top level must be a mapping of keys to values")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any], source: str | Path) -> M:
+    """Validate a mapping against ``model``, turning the first problem into a one-line AgefairError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise AgefairError(_format_error(Path(source), err)) from None
+
+
+def load_config(model: type[M], path: str | Path) -> M:
+    return validate(model, read_yaml(path), path)
+
+
+def load_data_config(path: str | Path | None = None) -> DataConfig:
+    return load_config(DataConfig, path or CONFIG_DIR / "data.yaml")
+
+
+# --- training ---------------------------------------------------------------------------------
+
+class ModelConfig(StrictModel):
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    head: Literal["regression", "expectation"] = "expectation"
+    pretrained: Literal["none", "imagenet"] = "none"
+    image_size: int = Field(128, ge=32, le=512)
+    max_age: int = Field(116, ge=1, le=150)  # the expectation head has one class per age 0..max_age
+
+
+class OptimConfig(StrictModel):
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.003, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    warmup_fraction: float = Field(0.3, gt=0, lt=1)  # onecycle: share of steps spent warming up
+
+
+class LoopConfig(StrictModel):
+    epochs: int = Field(100, ge=1, le=10000)
+    patience: int = Field(5, ge=1)  # epochs without validation-MAE improvement before stopping
+    batch_size: int = Field(32, ge=1, le=4096)
+    eval_batch_size: int = Field(128, ge=1, le=8192)
+    loss: Literal["l1", "smooth_l1"] = "l1"  # regression head only; the expectation head uses cross-entropy
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = Field(0, ge=0, le=64)
+    seed: int = Field(0, ge=0)
+
+
+class AugmentSection(StrictModel):
+    hflip: bool = True
+    rotation: float = Field(15.0, ge=0, le=180)
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+    saturation: float = Field(0.2, ge=0, le=1)
+    hue: float = Field(0.0, ge=0, le=0.5)
+
+
+class ImbalanceConfig(StrictModel):
+    """Knobs of the imbalance-aware variants (oversample, weighted, lds)."""
+
+    weighting: Literal["inverse", "sqrt_inverse"] = "inverse"  # weighted variant
+    lds_kernel_sigma: float = Field(2.0, gt=0, le=20)  # years
+    lds_kernel_size: int = Field(5, ge=1, le=51)  # ages in the Gaussian window (odd)
+
+
+class TrainConfig(StrictModel):
+    """A training preset (configs/presets/*.yaml), optionally overridden by --config FILE."""
+
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    train: LoopConfig = LoopConfig()
+    augment: AugmentSection = AugmentSection()
+    imbalance: ImbalanceConfig = ImbalanceConfig()
+
+
+PRESETS = ("reference", "cpu")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_train_config(preset: str = "reference", override_file: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset, then --config FILE on top, then command-line overrides; validated once merged."""
+    if preset not in PRESETS:
+        raise AgefairError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    preset_path = CONFIG_DIR / "presets" / f"{preset}.yaml"
+    data = read_yaml(preset_path)
+    source: str | Path = preset_path
+    if override_file is not None:
+        data = deep_merge(data, read_yaml(override_file))
+        source = override_file
+    if overrides:
+        data = deep_merge(data, overrides)
+    return validate(TrainConfig, data, source)

@@ -1,0 +1,1 @@
+"""Data layer: UTKFace labels, the scanned manifest, quality report, split and torch datasets."""

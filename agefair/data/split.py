@@ -1,0 +1,113 @@
+"""The train/validation/test split: stratified, duplicate-safe, seeded, saved and reused.
+
+Files are split as groups of identical content (sha256), so copies of one image never land in two
+splits. Groups are stratified by age bin x gender x ethnicity: inside each stratum they are shuffled
+with the seed and cut by the configured fractions. The split is saved as a CSV with a JSON
+sidecar that records the data's manifest hash; a later command whose data no longer matches is
+refused with a message instead of silently making a new split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agefair.config import DataConfig
+from agefair.data.labels import age_bin
+from agefair.errors import AgefairError
+from agefair.io_utils import atomic_path, write_json_atomic
+
+SPLITS = ("train", "val", "test")
+
+
+def make_split(manifest: pd.DataFrame, cfg: DataConfig, seed: int) -> pd.Series:
+    """Split name for each manifest row (index-aligned)."""
+    frac = {"train": cfg.split.train, "val": cfg.split.val, "test": cfg.split.test}
+    groups = manifest.sort_values("file").drop_duplicates("sha256")[["sha256", "age", "gender", "ethnicity"]]
+    strata = (pd.Series(age_bin(groups["age"], cfg.age_bins), index=groups.index).astype(str)
+              + "|" + groups["gender"].astype(str) + "|" + groups["ethnicity"].astype(str))
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, str] = {}
+    for _, members in groups.groupby(strata, sort=True):
+        hashes = members["sha256"].to_numpy()[rng.permutation(len(members))]
+        n = len(hashes)
+        n_val = int(round(n * frac["val"]))
+        n_test = int(round(n * frac["test"]))
+        if n_val + n_test > n - 1 and n > 0:  # a stratum of 1-2 groups stays in train
+            n_val = n_test = 0
+        for h, name in zip(hashes, ["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test)):
+            assignment[h] = name
+    return manifest["sha256"].map(assignment)
+
+
+def split_counts(manifest: pd.DataFrame, split: pd.Series, cfg: DataConfig) -> dict:
+    """Images per split, overall and by age bin, gender and ethnicity."""
+    frame = manifest.assign(split=split.values, age_bin=age_bin(manifest["age"], cfg.age_bins))
+    out = {"total": frame["split"].value_counts().reindex(SPLITS, fill_value=0).to_dict()}
+    for col in ("age_bin", "gender", "ethnicity"):
+        table = pd.crosstab(frame[col], frame["split"]).reindex(columns=SPLITS, fill_value=0)
+        out[col] = {str(k): {s: int(v) for s, v in row.items()} for k, row in table.iterrows()}
+    return out
+
+
+def split_paths(work_dir: Path, seed: int) -> tuple[Path, Path]:
+    return work_dir / f"split-seed{seed}.csv", work_dir / f"split-seed{seed}.json"
+
+
+def load_or_make_split(manifest: pd.DataFrame, data_hash: str, cfg: DataConfig, work_dir: Path,
+                       seed: int | None = None, resplit: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The manifest with a ``split`` column, and the split's metadata.
+
+    Reuses ``work_dir/split-seed{seed}.csv`` when it was made for this data and these fractions;
+    raises AgefairError when it was made for other data (unless ``resplit``).
+    """
+    seed = cfg.split.seed if seed is None else seed
+    csv_path, meta_path = split_paths(work_dir, seed)
+    fractions = {"train": cfg.split.train, "val": cfg.split.val, "test": cfg.split.test}
+    if csv_path.exists() and meta_path.exists() and not resplit:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("manifest_hash") != data_hash:
+            raise AgefairError(
+                f"{csv_path} was made for different data (manifest {meta.get('manifest_hash', '?')[:12]}, "
+                f"now {data_hash[:12]}): the images or their labels changed; pass --resplit to make a new split"
+            )
+        if meta.get("fractions") != fractions or meta.get("age_bins") != list(cfg.age_bins):
+            raise AgefairError(
+                f"{csv_path} was made with fractions {meta.get('fractions')} and age bins {meta.get('age_bins')}, "
+                f"the config now says {fractions} and {list(cfg.age_bins)}; pass --resplit to make a new split"
+            )
+        saved = pd.read_csv(csv_path)
+        merged = manifest.merge(saved[["file", "split"]], on="file", how="left")
+        if merged["split"].isna().any():
+            raise AgefairError(f"{csv_path} does not cover every kept file; pass --resplit to make a new split")
+        return merged, meta
+
+    split = make_split(manifest, cfg, seed)
+    out = manifest.assign(split=split.values)
+    meta = {
+        "seed": seed,
+        "fractions": fractions,
+        "age_bins": list(cfg.age_bins),
+        "stratified_by": ["age_bin", "gender", "ethnicity"],
+        "grouped_by": "sha256",
+        "manifest_hash": data_hash,
+        "counts": split_counts(manifest, split, cfg),
+    }
+    with atomic_path(csv_path) as tmp:
+        out[["file", "sha256", "split"]].to_csv(tmp, index=False)
+    write_json_atomic(meta_path, meta)
+    return out, meta
+
+
+def counts_text(meta: dict) -> str:
+    """Split counts as a small text table."""
+    c = meta["counts"]
+    lines = [f"Split (seed {meta['seed']}): " + ", ".join(f"{s} {c['total'][s]}" for s in SPLITS)]
+    for col in ("age_bin", "gender", "ethnicity"):
+        lines.append(f"  {col:<10} " + "".join(f"{s:>8}" for s in SPLITS))
+        for k, row in c[col].items():
+            lines.append(f"  {k:<10} " + "".join(f"{row[s]:>8}" for s in SPLITS))
+    return "\n".join(lines)

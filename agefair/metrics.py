@@ -1,0 +1,198 @@
+"""Grouped error metrics with bootstrap intervals, through fairlearn's MetricFrame.
+
+For each grouping (age bin, gender, ethnicity, intersections, many/medium/few-shot ages) one
+MetricFrame computes MAE, RMSE, mean signed error (bias: + means too old), CS@5 and n per group,
+and the differences and ratios between groups. 95% percentile-bootstrap intervals come either from
+MetricFrame's own ``n_boot`` / ``ci_quantiles`` (``bootstrap: fairlearn``; about 0.1 s per
+resample and grouping on 2 cores, so 1,000 resamples of four variants take over an hour) or, by
+default, from the same resampling scheme vectorised with numpy (``bootstrap: vectorized``;
+1,000 resamples in milliseconds; tests check both give the same intervals).
+Disparities (worst and best group, difference and ratio between groups) are computed over the
+groups with at least ``min_group_size`` samples: smaller groups are reported and flagged, but
+never decide a verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame, count
+
+GROUPINGS: dict[str, list[str]] = {
+    "age_bin": ["age_bin"],
+    "gender": ["gender"],
+    "ethnicity": ["ethnicity"],
+    "gender x ethnicity": ["gender", "ethnicity"],
+    "age_bin x ethnicity": ["age_bin", "ethnicity"],
+    "shot": ["shot"],
+}
+METRIC_NAMES = ("mae", "rmse", "bias", "cs5")
+LOWER_IS_BETTER = {"mae": True, "rmse": True, "bias": True, "cs5": False}  # bias: by absolute value
+
+
+def mae(y_true, y_pred) -> float:
+    return float(np.mean(np.abs(np.asarray(y_pred) - np.asarray(y_true))))
+
+
+def rmse(y_true, y_pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2)))
+
+
+def bias(y_true, y_pred) -> float:
+    """Mean signed error: positive when the model over-estimates age."""
+    return float(np.mean(np.asarray(y_pred) - np.asarray(y_true)))
+
+
+def cs5(y_true, y_pred) -> float:
+    """Cumulative score at 5 years: share of predictions within 5 years of the truth."""
+    return float(np.mean(np.abs(np.asarray(y_pred) - np.asarray(y_true)) <= 5))
+
+
+METRICS = {"mae": mae, "rmse": rmse, "bias": bias, "cs5": cs5, "n": count}
+
+
+def shot_labels(true_ages: np.ndarray, train_ages: np.ndarray, many: int = 100, few: int = 20) -> np.ndarray:
+    """'many' (> many training images of that integer age), 'few' (< few) or 'medium'."""
+    counts = np.bincount(np.asarray(train_ages, dtype=int), minlength=200)
+    c = counts[np.clip(np.rint(true_ages).astype(int), 0, len(counts) - 1)]
+    return np.where(c > many, "many", np.where(c < few, "few", "medium"))
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    n_boot: int = 1000
+    ci_level: float = 0.95
+    seed: int = 0
+    min_group_size: int = 30
+    bootstrap: str = "vectorized"  # or "fairlearn": MetricFrame's own n_boot / ci_quantiles (slow)
+
+    @property
+    def quantiles(self) -> list[float]:
+        a = (1 - self.ci_level) / 2
+        return [a, 1 - a]
+
+
+def group_key(idx) -> str:
+    return " / ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
+
+
+def _metric_frame(pred: pd.DataFrame, features: pd.DataFrame, s: AuditSettings, boot: bool) -> MetricFrame:
+    kwargs = {"n_boot": s.n_boot, "ci_quantiles": s.quantiles, "random_state": s.seed} if boot else {}
+    return MetricFrame(metrics=METRICS, y_true=pred["age"].to_numpy(float), y_pred=pred["pred"].to_numpy(float),
+                       sensitive_features=features, **kwargs)
+
+
+def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, seed: int) -> dict:
+    """Bootstrap replicates of each group's metrics, (n_boot, n_groups) per metric.
+
+    Same scheme as MetricFrame's bootstrap (resample all rows with replacement, recompute every
+    group's metric), vectorised with bincount so 1,000 resamples take milliseconds.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(err)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (np.arange(n_boot)[:, None] * n_groups + codes[idx]).ravel()
+    e = err[idx].ravel()
+    size = n_boot * n_groups
+    cnt = np.bincount(flat, minlength=size).reshape(n_boot, n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "mae": np.bincount(flat, np.abs(e), size).reshape(n_boot, n_groups) / cnt,
+            "rmse": np.sqrt(np.bincount(flat, e * e, size).reshape(n_boot, n_groups) / cnt),
+            "bias": np.bincount(flat, e, size).reshape(n_boot, n_groups) / cnt,
+            "cs5": np.bincount(flat, (np.abs(e) <= 5).astype(float), size).reshape(n_boot, n_groups) / cnt,
+        }
+    return out
+
+
+def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
+    """Quantiles over axis 0, ignoring resamples in which a group was absent."""
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanquantile(samples, q, axis=0)
+
+
+def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> dict:
+    """Per-group metrics with intervals, plus the disparity summary over groups of adequate size."""
+    use_fairlearn_boot = s.n_boot > 0 and s.bootstrap == "fairlearn"
+    mf = _metric_frame(pred, pred[columns], s, use_fairlearn_boot)
+    by = mf.by_group.dropna(subset=["n"])
+    by = by[by["n"] > 0]
+    names = [group_key(i) for i in by.index]
+    keys = pred[columns].astype(str).agg(" / ".join, axis=1).to_numpy()
+    codes = pd.Categorical(keys, categories=names).codes
+    err = (pred["pred"] - pred["age"]).to_numpy(float)
+    boot = bootstrap_group_metrics(err, codes, len(names), s.n_boot, s.seed) if s.n_boot > 0 and not use_fairlearn_boot else None
+
+    groups = []
+    for j, (idx, row) in enumerate(by.iterrows()):
+        g = {"group": names[j], "n": int(row["n"]), "small": bool(row["n"] < s.min_group_size)}
+        for m in METRIC_NAMES:
+            if boot is not None:
+                lo, hi = _quantiles(boot[m][:, j], s.quantiles)
+            elif use_fairlearn_boot:
+                lo, hi = (float(f.loc[idx, m]) for f in mf.by_group_ci)
+            else:
+                lo = hi = float("nan")
+            g[m] = {"value": float(row[m]), "ci": [float(lo), float(hi)]}
+        groups.append(g)
+
+    eligible = [j for j, g in enumerate(groups) if not g["small"]]
+    disparity: dict = {"eligible_groups": len(eligible), "flagged_small_groups": len(groups) - len(eligible)}
+    if len(eligible) >= 2:
+        rows = np.isin(codes, eligible)
+        mf_e = mf if len(eligible) == len(groups) else _metric_frame(pred[rows], pred[columns][rows], s,
+                                                                       use_fairlearn_boot)
+        diff, ratio = mf_e.difference(method="between_groups"), mf_e.ratio(method="between_groups")
+        for m in METRIC_NAMES:
+            values = {groups[j]["group"]: groups[j][m]["value"] for j in eligible}
+            score = {k: abs(v) for k, v in values.items()} if m == "bias" else values
+            worst = (max if LOWER_IS_BETTER[m] else min)(score, key=score.get)
+            best = (min if LOWER_IS_BETTER[m] else max)(score, key=score.get)
+            if boot is not None:
+                sub = boot[m][:, eligible]
+                with np.errstate(all="ignore"):
+                    d_samples = np.nanmax(sub, axis=1) - np.nanmin(sub, axis=1)
+                    r_samples = np.nanmin(sub, axis=1) / np.nanmax(sub, axis=1)
+                d_ci = [float(x) for x in _quantiles(d_samples, s.quantiles)]
+                r_ci = [float(x) for x in _quantiles(r_samples, s.quantiles)]
+            elif use_fairlearn_boot:
+                d_ci = [float(f[m]) for f in mf_e.difference_ci(method="between_groups")]
+                r_ci = [float(f[m]) for f in mf_e.ratio_ci(method="between_groups")]
+            else:
+                d_ci = r_ci = [float("nan")] * 2
+            disparity[m] = {
+                "worst_group": worst, "worst": values[worst],
+                "worst_ci": next(g[m]["ci"] for g in groups if g["group"] == worst),
+                "best_group": best, "best": values[best],
+                "difference": float(diff[m]), "difference_ci": d_ci,
+                "ratio": float(ratio[m]), "ratio_ci": r_ci,
+            }
+    return {"columns": columns, "groups": groups, "disparity": disparity}
+
+
+def overall_metrics(pred: pd.DataFrame, s: AuditSettings) -> dict:
+    """Overall metrics with intervals: the grouped computation over a single group."""
+    one = grouped_metrics(pred.assign(_all="all"), ["_all"], s)["groups"][0]
+    return {m: one[m] for m in METRIC_NAMES} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
+
+
+def age_bin_spread(groups: list[dict], min_group_size: int) -> float:
+    """Standard deviation of per-age-bin MAE (Guess-The-Age 2021), over bins of adequate size."""
+    values = [g["mae"]["value"] for g in groups if g["n"] >= min_group_size]
+    return float(np.std(values)) if len(values) >= 2 else float("nan")
+
+
+def audit_variant(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, list[str]] = GROUPINGS) -> dict:
+    """Every number of one variant's audit: overall, each grouping, the age-bin spread."""
+    out = {"overall": overall_metrics(pred, s), "groupings": {}}
+    for name, cols in groupings.items():
+        if all(c in pred.columns for c in cols):
+            out["groupings"][name] = grouped_metrics(pred, cols, s)
+    if "age_bin" in out["groupings"]:
+        out["age_bin_spread"] = age_bin_spread(out["groupings"]["age_bin"]["groups"], s.min_group_size)
+    return out

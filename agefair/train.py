@@ -1,0 +1,300 @@
+"""``python -m agefair.train``: train an age model in one of the variants.
+
+A run writes RUNS_DIR/<variant>/: model.pt (best by validation MAE), last.pt (for --resume),
+history.csv, curves.html (and curves.png where a browser is available), config.yaml and split.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from agefair import __version__
+from agefair.checkpoint import load_checkpoint, save_checkpoint
+from agefair.cli_common import add_data_args, prepare_from_args
+from agefair.config import PRESETS, DataConfig, TrainConfig, load_train_config
+from agefair.data.dataset import AugmentConfig, FaceDataset, train_transform
+from agefair.data.image_cache import build_image_cache
+from agefair.data.labels import age_bin
+from agefair.data.prepare import PreparedData
+from agefair.engine import Runtime, make_runtime, predict, train_one_epoch
+from agefair.errors import AgefairError, run_cli
+from agefair.history import write_curves, write_history
+from agefair.io_utils import write_json_atomic, write_text_atomic
+from agefair.model import create_model
+from agefair.variants import VARIANTS
+
+
+@dataclass
+class TrainData:
+    images: np.ndarray  # image cache, row i = manifest row i
+    manifest: pd.DataFrame
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+
+
+def stratified_limit(manifest: pd.DataFrame, rows: np.ndarray, limit: int, cfg: DataConfig, seed: int) -> np.ndarray:
+    """``limit`` of ``rows``, stratified by age bin (falls back to a plain random draw for tiny limits)."""
+    if limit >= len(rows):
+        return rows
+    strata = age_bin(manifest["age"].to_numpy()[rows], cfg.age_bins)
+    try:
+        keep, _ = train_test_split(rows, train_size=limit, stratify=strata, random_state=seed)
+    except ValueError:
+        keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
+    return np.sort(keep)
+
+
+def load_train_data(prepared: PreparedData, data_cfg: DataConfig, cfg: TrainConfig, limit: int | None,
+                    progress: bool) -> TrainData:
+    manifest = prepared.manifest
+    images = build_image_cache(prepared.data_dir, manifest, prepared.data_hash, cfg.model.image_size,
+                               prepared.work_dir, progress=progress)
+    split = manifest["split"].to_numpy()
+    train_rows = np.flatnonzero(split == "train")
+    val_rows = np.flatnonzero(split == "val")
+    if limit is not None:
+        train_rows = stratified_limit(manifest, train_rows, limit, data_cfg, cfg.train.seed)
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        raise AgefairError(f"{prepared.data_dir}: the split has {len(train_rows)} training and {len(val_rows)} "
+                           f"validation images; need at least one of each")
+    return TrainData(images, manifest, train_rows, val_rows)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # biases and BatchNorm
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
+    return torch.optim.AdamW(groups, lr=o.lr)
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """(scheduler or None, whether it steps per batch)."""
+    o = cfg.optim
+    if o.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=o.lr, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=o.warmup_fraction), True
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs), False
+    return None, False
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of one epoch's shuffling and augmentation: a resumed run replays the same epochs."""
+    return seed * 100_003 + epoch
+
+
+def train_loader(data: TrainData, cfg: TrainConfig, variant_name: str, data_cfg: DataConfig, epoch: int,
+                 rt: Runtime) -> DataLoader:
+    variant = VARIANTS[variant_name]
+    ages = data.manifest["age"].to_numpy(dtype=np.float32)
+    aug = AugmentConfig(**cfg.augment.model_dump())
+    ds = FaceDataset(data.images, data.train_rows, ages[data.train_rows], train_transform(aug))
+    gen = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
+    sampler = None
+    if variant.sampling_weights is not None:
+        w = variant.sampling_weights(ages[data.train_rows], data_cfg.age_bins, cfg.imbalance)
+        sampler = WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples=len(ds),
+                                        replacement=True, generator=gen)
+    return DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
+                      generator=gen, num_workers=cfg.train.num_workers, drop_last=len(ds) > cfg.train.batch_size,
+                      pin_memory=rt.device.type == "cuda", persistent_workers=False)
+
+
+def eval_loader(data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Runtime) -> DataLoader:
+    ages = data.manifest["age"].to_numpy(dtype=np.float32)
+    ds = FaceDataset(data.images, rows, ages[rows])
+    return DataLoader(ds, batch_size=cfg.train.eval_batch_size, shuffle=False,
+                      num_workers=cfg.train.num_workers, pin_memory=rt.device.type == "cuda")
+
+
+def loss_weight_table(data: TrainData, cfg: TrainConfig, variant_name: str, data_cfg: DataConfig) -> torch.Tensor | None:
+    """Loss weight of every manifest row (only training rows matter), or None for unweighted variants."""
+    variant = VARIANTS[variant_name]
+    if variant.loss_weights is None:
+        return None
+    ages = data.manifest["age"].to_numpy(dtype=np.float32)
+    table = np.ones(len(ages), dtype=np.float32)
+    table[data.train_rows] = variant.loss_weights(ages[data.train_rows], data_cfg.age_bins, cfg.imbalance)
+    return torch.from_numpy(table)
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: PreparedData, out_root: Path,
+                  limit: int | None, device: str, resume: bool, overwrite: bool, progress: bool,
+                  data: TrainData | None = None) -> dict:
+    """Train one variant; returns a summary (best validation MAE, its epoch, epochs run, seconds)."""
+    out = out_root / variant
+    last_path, best_path = out / "last.pt", out / "model.pt"
+    if last_path.exists() and not (resume or overwrite):
+        raise AgefairError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start over")
+    out.mkdir(parents=True, exist_ok=True)
+
+    rt = make_runtime(device, cfg.train.precision, cfg.train.channels_last)
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    data = data or load_train_data(prepared, data_cfg, cfg, limit, progress)
+
+    model = create_model(cfg.model).to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = max(1, len(data.train_rows) // cfg.train.batch_size)
+    optimizer = make_optimizer(model, cfg)
+    scheduler, per_batch = make_scheduler(optimizer, cfg, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None
+    run_meta = {
+        "variant": variant, "seed": seed, "split_seed": prepared.split_meta["seed"],
+        "manifest_hash": prepared.data_hash, "limit": limit, "n_train": int(len(data.train_rows)),
+        "n_val": int(len(data.val_rows)), "device": str(rt.device), "precision": rt.precision_name,
+        "agefair": __version__, "torch": str(torch.__version__),
+    }
+    config_dict = cfg.model_dump(mode="json")
+
+    history: list[dict] = []
+    start_epoch, best_mae, best_epoch, stale = 1, math.inf, 0, 0
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        if state["config"] != config_dict:
+            raise AgefairError(f"{last_path}: was trained with another configuration; "
+                               f"use the same preset/--config/--epochs/--seed, or --overwrite")
+        if state["meta"]["manifest_hash"] != prepared.data_hash or state["meta"]["limit"] != limit:
+            raise AgefairError(f"{last_path}: was trained on other data or another --limit; use --overwrite")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history = list(state["history"])
+        best_mae, best_epoch, stale = state["best_mae"], state["best_epoch"], state["stale"]
+        start_epoch = state["epoch"] + 1
+        print(f"[{variant}] resuming after epoch {state['epoch']} (best val MAE {best_mae:.3f} at epoch {best_epoch})")
+    elif resume:
+        print(f"[{variant}] nothing to resume in {out}; starting fresh")
+
+    write_text_atomic(out / "config.yaml", yaml.safe_dump({**config_dict, "run": run_meta}, sort_keys=False))
+    write_json_atomic(out / "split.json", {"manifest_hash": prepared.data_hash, "split_seed": prepared.split_meta["seed"],
+                                           "fractions": prepared.split_meta["fractions"]})
+    print(f"[{variant}] {VARIANTS[variant].description}; {cfg.model.backbone}@{cfg.model.image_size} "
+          f"{cfg.model.head} head, {len(data.train_rows)} train / {len(data.val_rows)} val images, "
+          f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}")
+
+    loss_weights = loss_weight_table(data, cfg, variant, data_cfg)
+    val_loader = eval_loader(data, data.val_rows, cfg, rt)
+    epochs = cfg.train.epochs
+    run_start = time.perf_counter()
+    epoch_times: list[float] = []
+    stopped_early = False
+    for epoch in range(start_epoch, epochs + 1):
+        if stale >= cfg.train.patience:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(epoch_seed(seed, epoch))  # augmentation draws from torch's global generator
+        lr = optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(model, train_loader(data, cfg, variant, data_cfg, epoch, rt), optimizer, scheduler,
+                             rt, cfg.train.loss, loss_weights, scaler, epoch, epochs, per_batch, progress)
+        if scheduler is not None and not per_batch:
+            scheduler.step()
+        va = predict(model, val_loader, rt, cfg.train.loss, desc=f"epoch {epoch}/{epochs} val", progress=progress)
+        seconds = time.perf_counter() - t0
+        epoch_times.append(seconds)
+        history.append({"epoch": epoch, "train_loss": tr["loss"], "train_mae": tr["mae"], "val_loss": va["loss"],
+                        "val_mae": va["mae"], "lr": lr, "seconds": seconds, "train_img_per_s": tr["img_per_s"]})
+        improved = va["mae"] < best_mae - 1e-6
+        if improved:
+            best_mae, best_epoch, stale = float(va["mae"]), epoch, 0
+        else:
+            stale += 1
+        common = {"config": config_dict, "meta": run_meta, "epoch": epoch, "best_mae": best_mae,
+                  "best_epoch": best_epoch, "history": history}
+        if improved:
+            save_checkpoint({**common, "model": model.state_dict(), "val_mae": float(va["mae"])}, best_path)
+        save_checkpoint({**common, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                         "stale": stale}, last_path)
+        write_history(history, out / "history.csv")
+        write_curves(history, out, f"agefair {variant}")
+        remaining = min(epochs - epoch, cfg.train.patience - stale) * float(np.mean(epoch_times))
+        print(f"[{variant}] epoch {epoch}/{epochs}  train loss {tr['loss']:.3f} MAE {tr['mae']:.2f} | "
+              f"val loss {va['loss']:.3f} MAE {va['mae']:.2f}{' *' if improved else ''} | lr {lr:.2g} | "
+              f"{format_seconds(seconds)} ({tr['img_per_s']:.0f} img/s) | best {best_mae:.2f} @ {best_epoch} | "
+              f"ETA <= {format_seconds(remaining)}", flush=True)
+    else:
+        stopped_early = stale >= cfg.train.patience and best_epoch < epochs
+
+    write_curves(history, out, f"agefair {variant}", png=True)
+    total = sum(h["seconds"] for h in history)
+    summary = {"variant": variant, "best_val_mae": best_mae, "best_epoch": best_epoch, "epochs_run": len(history),
+               "stopped_early": stopped_early, "seconds": total, "this_session_seconds": time.perf_counter() - run_start}
+    write_json_atomic(out / "summary.json", summary)
+    print(f"[{variant}] done: best val MAE {best_mae:.3f} at epoch {best_epoch} of {len(history)}"
+          f"{' (early stop)' if stopped_early else ''}; {format_seconds(total)} of training; {best_path}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agefair.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"], help="training variant")
+    parser.add_argument("--preset", default="reference", choices=PRESETS, help="training preset (default: reference)")
+    parser.add_argument("--config", metavar="FILE", help="YAML file overriding keys of the preset")
+    parser.add_argument("--out", default="runs", metavar="RUNS_DIR", help="runs folder (default: runs/)")
+    parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    parser.add_argument("--limit", type=int, metavar="N", help="train on a stratified subset of N training images")
+    parser.add_argument("--seed", type=int, help="training seed (default: the preset's)")
+    parser.add_argument("--head", choices=["regression", "expectation"], help="override the model head")
+    parser.add_argument("--pretrained", choices=["none", "imagenet"], help="ImageNet-pretrained backbone (needs internet)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--resume", action="store_true", help="continue from RUNS_DIR/<variant>/last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="start over even if the run folder holds a run")
+    add_data_args(parser)
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+
+    overrides: dict = {}
+    if args.epochs is not None:
+        overrides.setdefault("train", {})["epochs"] = args.epochs
+    if args.seed is not None:
+        overrides.setdefault("train", {})["seed"] = args.seed
+    if args.head is not None:
+        overrides.setdefault("model", {})["head"] = args.head
+    if args.pretrained is not None:
+        overrides.setdefault("model", {})["pretrained"] = args.pretrained
+    cfg = load_train_config(args.preset, args.config, overrides)
+    prepared, data_cfg = prepare_from_args(args)
+    variants = list(VARIANTS) if args.variant == "all" else [args.variant]
+    data = None
+    summaries = []
+    for v in variants:
+        if data is None:
+            data = load_train_data(prepared, data_cfg, cfg, args.limit, not args.quiet)
+        summaries.append(train_variant(v, cfg, data_cfg, prepared, Path(args.out), args.limit, args.device,
+                                       args.resume, args.overwrite, not args.quiet, data))
+    if len(summaries) > 1:
+        print("\nvariant      best val MAE  epoch  epochs  time")
+        for s in summaries:
+            print(f"{s['variant']:<12} {s['best_val_mae']:>12.3f}  {s['best_epoch']:>5}  {s['epochs_run']:>6}  "
+                  f"{format_seconds(s['seconds'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
