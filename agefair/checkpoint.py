@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unsafe content"
-        raise AgefairError(f"{path}: refused: not a plain agefair checkpoint ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        # torch's message suggests weights_only=False, which would run the file's code: quote only
+        # what it refused (e.g. "Unsupported global: GLOBAL posix.system").
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+", str(exc))
+        what = found.group(0) if found else "content that is not plain tensors and values"
+        raise AgefairError(f"{path}: refused: not a plain agefair checkpoint ({what}); it was not loaded") from None
+    except Exception as exc:  # torch.load raises RuntimeError, KeyError, EOFError, BadZipFile... on garbage
         raise AgefairError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(obj, dict) or "model" not in obj or "config" not in obj:
         raise AgefairError(f"{path}: not an agefair checkpoint (no model weights and config)")
@@ -45,7 +48,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[AgeModel, TrainConfig, dict
     model = create_model(cfg.model.model_copy(update={"pretrained": "none"}))
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError:
+    except (RuntimeError, TypeError, KeyError, AttributeError):
         raise AgefairError(f"{path}: weights do not fit a {cfg.model.backbone} with a {cfg.model.head} head "
                            f"(checkpoint from another model?)") from None
     model.eval()

@@ -184,6 +184,66 @@ def load_train_config(preset: str = "reference", override_file: str | Path | Non
     if override_file is not None:
         data = deep_merge(data, read_yaml(override_file))
         source = override_file
-    if overrides:
-        data = deep_merge(data, overrides)
-    return validate(TrainConfig, data, source)
+    cfg = validate(TrainConfig, data, source)  # a bad file is blamed on the file...
+    if overrides:  # ...and a bad command-line value on the command line
+        cfg = validate(TrainConfig, deep_merge(data, overrides), "command line")
+    return cfg
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+AUDIT_METRICS = ("mae", "rmse", "bias", "cs5", "age_bin_spread")
+AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
+
+
+class ThresholdRule(StrictModel):
+    """One fairness gate. ``statistic``: the overall ``value``, the ``worst_group``'s value, or the
+    ``difference`` / ``ratio`` between groups; ``judge``: the point estimate or a bound of its interval."""
+
+    name: str | None = None
+    metric: Literal["mae", "rmse", "bias", "cs5", "age_bin_spread"]
+    grouping: Literal["overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity",
+                      "shot"] = "overall"
+    statistic: Literal["value", "worst_group", "difference", "ratio"] = "value"
+    max: float | None = None
+    min: float | None = None
+    judge: Literal["point", "ci_lower", "ci_upper"] = "point"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ThresholdRule":
+        if (self.max is None) == (self.min is None):
+            raise ValueError("give exactly one of max or min")
+        if self.metric == "age_bin_spread":
+            if self.statistic != "value" or self.judge != "point":
+                raise ValueError("age_bin_spread is one number per variant: statistic value, judge point")
+        elif self.grouping == "overall" and self.statistic != "value":
+            raise ValueError("the overall grouping has one group: use statistic value")
+        elif self.grouping != "overall" and self.statistic == "value":
+            raise ValueError(f"grouping {self.grouping!r} needs statistic worst_group, difference or ratio")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
+        where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
+        return f"{what}{where}"
+
+
+class FairnessConfig(StrictModel):
+    """configs/fairness.yaml: audit settings and the thresholds CI enforces."""
+
+    n_boot: int = Field(1000, ge=0, le=100_000)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    seed: int = Field(0, ge=0)
+    min_group_size: int = Field(30, ge=1)
+    bootstrap: Literal["vectorized", "fairlearn"] = "vectorized"
+    many_shot: int = Field(100, ge=1)  # ages with more training images than this are many-shot
+    few_shot: int = Field(20, ge=1)  # ages with fewer training images than this are few-shot
+    gallery_k: int = Field(6, ge=0, le=100)
+    rules: list[ThresholdRule] = Field(default_factory=list)
+
+
+def load_fairness_config(path: str | Path | None = None) -> FairnessConfig:
+    return load_config(FairnessConfig, path or CONFIG_DIR / "fairness.yaml")

@@ -10,7 +10,6 @@ import argparse
 import html
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 

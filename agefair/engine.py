@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -73,8 +74,12 @@ def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss
 def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler, rt: Runtime, loss_name: str, loss_weights: torch.Tensor | None,
                     scaler: torch.amp.GradScaler | None, epoch: int, epochs: int,
-                    step_per_batch: bool = False, progress: bool = True) -> dict[str, float]:
-    """Returns mean training loss, MAE and throughput (images/second) of the epoch."""
+                    step_per_batch: bool = False, progress: bool = True,
+                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """Returns mean training loss, MAE and throughput (images/second) of the epoch.
+
+    ``augment`` (agefair.augment.BatchAugment) is applied to each float batch on the device.
+    """
     model.train()
     total_loss = total_abs = 0.0
     n = 0
@@ -82,6 +87,10 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
     bar = tqdm(loader, desc=f"epoch {epoch}/{epochs} train", unit="batch", leave=False, disable=not progress)
     for images, ages, rows in bar:
         x = rt.to_device(images)
+        if augment is not None:
+            x = augment(x)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
         y = ages.to(rt.device, non_blocking=True)
         with rt.autocast():
             out = model(x)

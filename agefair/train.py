@@ -23,7 +23,8 @@ from agefair import __version__
 from agefair.checkpoint import load_checkpoint, save_checkpoint
 from agefair.cli_common import add_data_args, prepare_from_args
 from agefair.config import PRESETS, DataConfig, TrainConfig, load_train_config
-from agefair.data.dataset import AugmentConfig, FaceDataset, train_transform
+from agefair.augment import BatchAugment
+from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
 from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
@@ -84,6 +85,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """(scheduler or None, whether it steps per batch)."""
     o = cfg.optim
+    if o.schedule == "onecycle" and cfg.train.epochs * steps_per_epoch * o.warmup_fraction < 2:
+        return None, False  # too few steps for a warm-up and a decay (smoke tests): constant lr
     if o.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=o.lr, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
@@ -102,8 +105,7 @@ def train_loader(data: TrainData, cfg: TrainConfig, variant_name: str, data_cfg:
                  rt: Runtime) -> DataLoader:
     variant = VARIANTS[variant_name]
     ages = data.manifest["age"].to_numpy(dtype=np.float32)
-    aug = AugmentConfig(**cfg.augment.model_dump())
-    ds = FaceDataset(data.images, data.train_rows, ages[data.train_rows], train_transform(aug))
+    ds = FaceDataset(data.images, data.train_rows, ages[data.train_rows])  # augmented per batch: BatchAugment
     gen = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch))
     sampler = None
     if variant.sampling_weights is not None:
@@ -197,6 +199,7 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
           f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}")
 
     loss_weights = loss_weight_table(data, cfg, variant, data_cfg)
+    augment = BatchAugment(cfg.augment)
     val_loader = eval_loader(data, data.val_rows, cfg, rt)
     epochs = cfg.train.epochs
     run_start = time.perf_counter()
@@ -210,7 +213,7 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
         torch.manual_seed(epoch_seed(seed, epoch))  # augmentation draws from torch's global generator
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, train_loader(data, cfg, variant, data_cfg, epoch, rt), optimizer, scheduler,
-                             rt, cfg.train.loss, loss_weights, scaler, epoch, epochs, per_batch, progress)
+                             rt, cfg.train.loss, loss_weights, scaler, epoch, epochs, per_batch, progress, augment)
         if scheduler is not None and not per_batch:
             scheduler.step()
         va = predict(model, val_loader, rt, cfg.train.loss, desc=f"epoch {epoch}/{epochs} val", progress=progress)
@@ -237,8 +240,6 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
               f"val loss {va['loss']:.3f} MAE {va['mae']:.2f}{' *' if improved else ''} | lr {lr:.2g} | "
               f"{format_seconds(seconds)} ({tr['img_per_s']:.0f} img/s) | best {best_mae:.2f} @ {best_epoch} | "
               f"ETA <= {format_seconds(remaining)}", flush=True)
-    else:
-        stopped_early = stale >= cfg.train.patience and best_epoch < epochs
 
     write_curves(history, out, f"agefair {variant}", png=True)
     total = sum(h["seconds"] for h in history)
@@ -279,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrained is not None:
         overrides.setdefault("model", {})["pretrained"] = args.pretrained
     cfg = load_train_config(args.preset, args.config, overrides)
+    if cfg.model.pretrained == "imagenet":
+        create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation
     prepared, data_cfg = prepare_from_args(args)
     variants = list(VARIANTS) if args.variant == "all" else [args.variant]
     data = None
