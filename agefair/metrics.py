@@ -14,6 +14,7 @@ never decide a verdict.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,11 +110,9 @@ def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n
 
 def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
     """Quantiles over axis 0, ignoring resamples in which a group was absent."""
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanquantile(samples, q, axis=0)
+    with warnings.catch_warnings():  # an all-NaN column (group never drawn) warns, and yields NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanquantile(samples, q, axis=0)
 
 
 def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> dict:
