@@ -159,6 +159,8 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
     model = create_model(cfg.model).to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # torch.compile wraps the module for speed; checkpoints always hold the plain module's weights
+    net = torch.compile(model) if cfg.train.compile else model
     steps_per_epoch = max(1, len(data.train_rows) // cfg.train.batch_size)
     optimizer = make_optimizer(model, cfg)
     scheduler, per_batch = make_scheduler(optimizer, cfg, steps_per_epoch)
@@ -196,7 +198,8 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
                                            "fractions": prepared.split_meta["fractions"]})
     print(f"[{variant}] {VARIANTS[variant].description}; {cfg.model.backbone}@{cfg.model.image_size} "
           f"{cfg.model.head} head, {len(data.train_rows)} train / {len(data.val_rows)} val images, "
-          f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}")
+          f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}"
+          f"{' torch.compile' if cfg.train.compile else ''}, batch {cfg.train.batch_size}")
 
     loss_weights = loss_weight_table(data, cfg, variant, data_cfg)
     augment = BatchAugment(cfg.augment)
@@ -212,11 +215,11 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
         t0 = time.perf_counter()
         torch.manual_seed(epoch_seed(seed, epoch))  # augmentation draws from torch's global generator
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, train_loader(data, cfg, variant, data_cfg, epoch, rt), optimizer, scheduler,
+        tr = train_one_epoch(net, train_loader(data, cfg, variant, data_cfg, epoch, rt), optimizer, scheduler,
                              rt, cfg.train.loss, loss_weights, scaler, epoch, epochs, per_batch, progress, augment)
         if scheduler is not None and not per_batch:
             scheduler.step()
-        va = predict(model, val_loader, rt, cfg.train.loss, desc=f"epoch {epoch}/{epochs} val", progress=progress)
+        va = predict(net, val_loader, rt, cfg.train.loss, desc=f"epoch {epoch}/{epochs} val", progress=progress)
         seconds = time.perf_counter() - t0
         epoch_times.append(seconds)
         history.append({"epoch": epoch, "train_loss": tr["loss"], "train_mae": tr["mae"], "val_loss": va["loss"],
