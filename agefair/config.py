@@ -118,6 +118,8 @@ class OptimConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0, le=1)
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"
     warmup_fraction: float = Field(0.3, gt=0, lt=1)  # onecycle: share of steps spent warming up
+    # under torchrun: "linear" multiplies lr by the process count (the effective batch grows with it)
+    lr_scaling: Literal["none", "linear"] = "none"
 
 
 class LoopConfig(StrictModel):

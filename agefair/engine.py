@@ -60,6 +60,9 @@ def make_runtime(device: str = "auto", precision: str = "auto", channels_last: b
     return Runtime(dev, dtype, channels_last)
 
 
+SYNC_EVERY = 20  # batches between progress-bar updates (each one waits for the device)
+
+
 def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str) -> torch.Tensor:
     """Loss of each sample: cross-entropy over integer ages (expectation head) or L1 / smooth-L1."""
     if model.head_kind == "expectation":
@@ -75,17 +78,24 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
                     scheduler, rt: Runtime, loss_name: str, loss_weights: torch.Tensor | None,
                     scaler: torch.amp.GradScaler | None, epoch: int, epochs: int,
                     step_per_batch: bool = False, progress: bool = True,
-                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
-    """Returns mean training loss, MAE and throughput (images/second) of the epoch.
+                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """Returns the epoch's mean training loss and MAE, image count and throughput (images/second).
 
-    ``augment`` (agefair.augment.BatchAugment) is applied to each float batch on the device.
+    ``augment`` (agefair.augment.BatchAugment) is applied to each float batch on the device. ``net`` is
+    what the forward pass runs (a DistributedDataParallel or torch.compile wrapper of ``model``);
+    ``model`` itself answers head questions (loss, expected age).
+    Running sums stay on the device and are read back every ``SYNC_EVERY`` batches, so a GPU is not
+    stalled by a host synchronisation after every step.
     """
-    model.train()
-    total_loss = total_abs = 0.0
+    net = net or model
+    net.train()
+    total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
+    total_abs = torch.zeros((), dtype=torch.float64, device=rt.device)
     n = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{epochs} train", unit="batch", leave=False, disable=not progress)
-    for images, ages, rows in bar:
+    for i, (images, ages, rows) in enumerate(bar):
         x = rt.to_device(images)
         if augment is not None:
             x = augment(x)
@@ -93,7 +103,7 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
                 x = x.contiguous(memory_format=torch.channels_last)
         y = ages.to(rt.device, non_blocking=True)
         with rt.autocast():
-            out = model(x)
+            out = net(x)
         losses = per_sample_loss(model, out, y, loss_name)
         if loss_weights is not None:
             losses = losses * loss_weights[rows].to(rt.device)
@@ -109,13 +119,15 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
         if scheduler is not None and step_per_batch:
             scheduler.step()
         with torch.no_grad():
-            total_abs += (model.expected_age(out.detach()) - y).abs().sum().item()
-        total_loss += loss.item() * len(y)
+            total_abs += (model.expected_age(out.detach()).float() - y).abs().sum()
+            total_loss += loss.detach() * len(y)
         n += len(y)
-        bar.set_postfix(loss=f"{total_loss / n:.3f}", mae=f"{total_abs / n:.2f}",
-                        img_s=f"{n / (time.perf_counter() - start):.0f}")
+        if progress and i % SYNC_EVERY == 0:
+            bar.set_postfix(loss=f"{total_loss.item() / n:.3f}", mae=f"{total_abs.item() / n:.2f}",
+                            img_s=f"{n / (time.perf_counter() - start):.0f}")
+    total_loss, total_abs = total_loss.item(), total_abs.item()
     seconds = time.perf_counter() - start
-    return {"loss": total_loss / max(n, 1), "mae": total_abs / max(n, 1), "seconds": seconds,
+    return {"loss": total_loss / max(n, 1), "mae": total_abs / max(n, 1), "n": n, "seconds": seconds,
             "img_per_s": n / seconds if seconds > 0 else 0.0}
 
 

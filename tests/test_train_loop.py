@@ -66,11 +66,13 @@ class ScriptedEpochs:
 
     def train_one_epoch(self, *args, **kwargs):
         self.epochs_trained += 1
-        return {"loss": 1.0, "mae": 1.0, "seconds": 0.01, "img_per_s": 100.0}
+        return {"loss": 1.0, "mae": 1.0, "n": 10, "seconds": 0.01, "img_per_s": 100.0}
 
     def predict(self, *args, **kwargs):
         mae = self.val_maes[self.epochs_trained - 1]
-        return {"loss": mae, "mae": mae, "rows": np.zeros(0, dtype=int), "pred": np.zeros(0), "age": np.zeros(0)}
+        # one validation image off by exactly the scripted MAE
+        return {"loss": mae, "mae": mae, "rows": np.zeros(1, dtype=int), "pred": np.array([30.0 + mae]),
+                "age": np.array([30.0])}
 
 
 @pytest.mark.parametrize("val_maes, patience, epochs_run, best_epoch, stopped", [

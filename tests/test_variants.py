@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 import train_helpers  # noqa: F401  (puts the checkout on sys.path)
 
 from agefair.config import DataConfig, ImbalanceConfig, TrainConfig
 from agefair.data.labels import age_bin_index
 from agefair.engine import make_runtime
+from agefair.distributed import DistContext, ShardedEpochSampler
 from agefair.train import TrainData, loss_weight_table, train_loader
 from agefair.variants import VARIANTS, bin_frequency_weights, lds_weights
 
@@ -164,10 +164,12 @@ def test_oversample_loader_balances_the_age_bins():
     rt = make_runtime("cpu", "fp32", False)
     loader = train_loader(data, small_cfg(), "oversample", DataConfig(), epoch=1, rt=rt)
     sampler = loader.sampler
-    assert isinstance(sampler, WeightedRandomSampler)
-    assert sampler.replacement and sampler.num_samples == len(data.train_rows)
+    assert isinstance(sampler, ShardedEpochSampler) and sampler.oversampling
+    assert len(sampler) == len(data.train_rows)
 
-    draws = np.concatenate([np.fromiter(iter(sampler), dtype=np.int64) for _ in range(20)])  # ~46k draws
+    draws = np.concatenate([np.fromiter(iter(train_loader(data, small_cfg(), "oversample", DataConfig(), epoch=e,
+                                                          rt=rt).sampler), dtype=np.int64)
+                            for e in range(20)])  # ~46k draws over 20 epochs
     bins = age_bin_index(data.manifest["age"].to_numpy()[data.train_rows[draws]], EDGES)
     share = np.bincount(bins, minlength=len(EDGES)) / len(draws)
     n_bins = len(EDGES)
@@ -180,7 +182,7 @@ def test_baseline_loader_shuffles_uniformly():
     data = fake_train_data(IMBALANCED)
     rt = make_runtime("cpu", "fp32", False)
     loader = train_loader(data, small_cfg(), "baseline", DataConfig(), epoch=1, rt=rt)
-    assert isinstance(loader.sampler, RandomSampler)
+    assert isinstance(loader.sampler, ShardedEpochSampler) and not loader.sampler.oversampling
     assert sorted(iter(loader.sampler)) == list(range(len(data.train_rows)))  # a permutation: no oversampling
 
 
@@ -217,3 +219,36 @@ def test_loss_weight_table_weighs_only_training_rows():
     np.testing.assert_allclose(table[train_rows], bin_frequency_weights(ages[train_rows], EDGES), rtol=1e-6)
     assert (table[data.val_rows] == 1).all()
     assert table[train_rows].mean() == pytest.approx(1.0, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- sharding across processes
+
+
+@pytest.mark.parametrize("variant", ["baseline", "oversample"])
+def test_sharded_epoch_is_the_single_process_epoch_dealt_out(variant):
+    """Two processes together draw exactly what one process draws (plus wrap-around padding to equal
+    shards), so shuffling and oversampling mean the same under torchrun."""
+    data = fake_train_data(IMBALANCED)
+    rt = make_runtime("cpu", "fp32", False)
+
+    def order(rank: int, world: int) -> list[int]:
+        ctx = DistContext(rank=rank, world_size=world)
+        return list(iter(train_loader(data, small_cfg(), variant, DataConfig(), epoch=4, rt=rt, ctx=ctx).sampler))
+
+    single = order(0, 1)
+    shards = [order(r, 3) for r in range(3)]  # 2330 draws: 3 processes need 1 padding draw
+    assert len({len(s) for s in shards}) == 1  # equal step counts: DDP needs them
+    dealt = [shards[i % 3][i // 3] for i in range(len(single))]
+    assert dealt == single
+    assert sum(map(len, shards)) - len(single) == (-len(single)) % 3
+
+
+def test_oversampling_balances_each_shard():
+    data = fake_train_data(IMBALANCED)
+    rt = make_runtime("cpu", "fp32", False)
+    draws = np.concatenate([np.fromiter(iter(train_loader(data, small_cfg(), "oversample", DataConfig(), epoch=e,
+                                                          rt=rt, ctx=DistContext(rank=1, world_size=2)).sampler),
+                                        dtype=np.int64) for e in range(30)])
+    bins = age_bin_index(data.manifest["age"].to_numpy()[data.train_rows[draws]], EDGES)
+    share = np.bincount(bins, minlength=len(EDGES)) / len(draws)
+    assert np.abs(share - 1 / len(EDGES)).max() < 0.025, share
