@@ -79,7 +79,10 @@ def init_distributed(device: str) -> tuple[DistContext, str]:
     else:
         device = "cpu"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        if use_cuda:  # binding the GPU up front: NCCL then needs no guess of which device each rank uses
+            dist.init_process_group(backend="nccl", device_id=torch.device(device))
+        else:
+            dist.init_process_group(backend="gloo")
     return DistContext(rank, world, local), device
 
 
