@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agefair.errors import AgefairError
 
@@ -99,6 +99,62 @@ def load_config(model: type[M], path: str | Path) -> M:
 
 def load_data_config(path: str | Path | None = None) -> DataConfig:
     return load_config(DataConfig, path or CONFIG_DIR / "data.yaml")
+
+
+# --- CSV-manifest datasets --------------------------------------------------------------------
+
+class DatasetColumns(StrictModel):
+    """Which CSV column holds what. With neither ``age`` nor ``age_group`` set, a column named
+    ``age`` is read as exact ages when every value is a number, else as age groups; a column named
+    ``age_group`` as age groups. ``attributes``: the sensitive attributes (default: every other
+    column not in ``ignore``)."""
+
+    image: str = Field("file", min_length=1)
+    age: str | None = None
+    age_group: str | None = None
+    attributes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_age(self) -> "DatasetColumns":
+        if self.age is not None and self.age_group is not None:
+            raise ValueError("give age (exact ages) or age_group (intervals), not both")
+        return self
+
+
+class DatasetConfig(StrictModel):
+    """How a CSV manifest is read (configs/datasets/*.yaml, passed with --dataset-config)."""
+
+    name: str | None = None  # shown in the report (default: the CSV's file name)
+    columns: DatasetColumns = DatasetColumns()
+    ignore: list[str] = Field(default_factory=list)  # columns that are neither labels nor attributes
+    # other age-group spellings mapped to a recognised one (agefair.data.age_groups), e.g. {senior: 65+}
+    age_group_labels: dict[str, str] = Field(default_factory=dict)
+    # groupings of two or more columns (attributes, or age_bin / age_group); default: every pair of
+    # attributes, and the age grouping with each attribute
+    intersections: list[list[str]] | None = None
+    # yes: every image is an aligned face crop, used whole; no: faces are detected and cropped with
+    # UTKFace's framing (agefair.faces); auto: decided per image, as python -m agefair.predict does
+    aligned: Literal["auto", "yes", "no"] = "auto"
+    detector: Literal["hog", "cnn"] = "hog"
+
+    @field_validator("intersections")
+    @classmethod
+    def _intersections(cls, value: list[list[str]] | None) -> list[list[str]] | None:
+        for group in value or []:
+            if len(group) < 2 or len(set(group)) != len(group):
+                raise ValueError("each intersection lists two or more different columns")
+        return value
+
+
+def load_dataset_config(path: str | Path | None = None) -> DatasetConfig:
+    """``path``, or a name of configs/datasets/ (``fairface``); None gives the defaults."""
+    if path is None:
+        return DatasetConfig()
+    p = Path(path)
+    named = CONFIG_DIR / "datasets" / f"{path}.yaml"
+    if not p.exists() and p.suffix == "" and named.exists():
+        p = named
+    return load_config(DatasetConfig, p)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -194,18 +250,22 @@ def load_train_config(preset: str = "reference", override_file: str | Path | Non
 
 # --- audit ------------------------------------------------------------------------------------
 
-AUDIT_METRICS = ("mae", "rmse", "bias", "cs5", "age_bin_spread")
+AUDIT_METRICS = ("mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old", "too_young")
 AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
+EVERY_ATTRIBUTE = "every attribute"  # a rule checked on each sensitive attribute's grouping
 
 
 class ThresholdRule(StrictModel):
     """One fairness gate. ``statistic``: the overall ``value``, the ``worst_group``'s value, or the
-    ``difference`` / ``ratio`` between groups; ``judge``: the point estimate or a bound of its interval."""
+    ``difference`` / ``ratio`` between groups; ``judge``: the point estimate or a bound of its interval.
+    ``grouping``: ``overall``, any grouping of the audited data (UTKFace: AUDIT_GROUPINGS; a CSV dataset:
+    its attributes, ``age_bin`` or ``age_group``, intersections ``a x b``), or ``every attribute``.
+    Metrics mae..age_bin_spread apply to exact ages, in_group..too_young to age-group labels."""
 
     name: str | None = None
-    metric: Literal["mae", "rmse", "bias", "cs5", "age_bin_spread"]
-    grouping: Literal["overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity",
-                      "shot"] = "overall"
+    metric: Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
+                    "too_young"]
+    grouping: str = Field("overall", min_length=1)
     statistic: Literal["value", "worst_group", "difference", "ratio"] = "value"
     max: float | None = None
     min: float | None = None

@@ -10,6 +10,13 @@ default, from the same resampling scheme vectorised with numpy (``bootstrap: vec
 Disparities (worst and best group, difference and ratio between groups) are computed over the
 groups with at least ``min_group_size`` samples: smaller groups are reported and flagged, but
 never decide a verdict.
+
+Datasets labelled with age groups only (``20-29``, ``70+``: columns ``age_lo`` / ``age_hi``, see
+agefair.data.age_groups) get interval metrics instead, through the same MetricFrame (``y_true`` is
+the (n, 2) array of interval ends), bootstrap and disparities: ``in_group`` (share of predictions
+inside the labelled group), ``dist`` (mean distance in years from the prediction to the group, 0
+inside), ``signed`` (mean signed distance: + too old), ``too_old`` and ``too_young`` (shares above
+and below the group).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 
+from agefair.data.age_groups import interval_error
+
 GROUPINGS: dict[str, list[str]] = {
     "age_bin": ["age_bin"],
     "gender": ["gender"],
@@ -30,7 +39,12 @@ GROUPINGS: dict[str, list[str]] = {
     "shot": ["shot"],
 }
 METRIC_NAMES = ("mae", "rmse", "bias", "cs5")
-LOWER_IS_BETTER = {"mae": True, "rmse": True, "bias": True, "cs5": False}  # bias: by absolute value
+INTERVAL_METRIC_NAMES = ("in_group", "dist", "signed", "too_old", "too_young")
+LABEL_METRICS = {"exact": METRIC_NAMES, "interval": INTERVAL_METRIC_NAMES}
+LOWER_IS_BETTER = {"mae": True, "rmse": True, "bias": True, "cs5": False,  # bias, signed: by absolute value
+                   "in_group": False, "dist": True, "signed": True, "too_old": True, "too_young": True}
+SIGNED = {"bias", "signed"}
+AGE_GROUPINGS = ("age_bin", "age_group")  # the age grouping of exact ages / of age-group labels
 
 
 def mae(y_true, y_pred) -> float:
@@ -52,6 +66,58 @@ def cs5(y_true, y_pred) -> float:
 
 
 METRICS = {"mae": mae, "rmse": rmse, "bias": bias, "cs5": cs5, "n": count}
+
+
+def _interval_err(y_true, y_pred) -> np.ndarray:
+    lohi = np.asarray(y_true, dtype=float).reshape(-1, 2)
+    return interval_error(lohi[:, 0], lohi[:, 1], np.asarray(y_pred, dtype=float).reshape(-1))
+
+
+def in_group(y_true, y_pred) -> float:
+    """Share of predictions inside the labelled age group (``y_true``: (n, 2) interval ends)."""
+    return float(np.mean(_interval_err(y_true, y_pred) == 0))
+
+
+def dist(y_true, y_pred) -> float:
+    """Mean distance in years from the prediction to the labelled age group (0 inside)."""
+    return float(np.mean(np.abs(_interval_err(y_true, y_pred))))
+
+
+def signed(y_true, y_pred) -> float:
+    """Mean signed distance to the age group: positive when predictions fall above it (too old)."""
+    return float(np.mean(_interval_err(y_true, y_pred)))
+
+
+def too_old(y_true, y_pred) -> float:
+    return float(np.mean(_interval_err(y_true, y_pred) > 0))
+
+
+def too_young(y_true, y_pred) -> float:
+    return float(np.mean(_interval_err(y_true, y_pred) < 0))
+
+
+INTERVAL_METRICS = {"in_group": in_group, "dist": dist, "signed": signed, "too_old": too_old,
+                    "too_young": too_young, "n": count}
+
+# Each metric is the group mean of a per-row value of the error e (rmse: the root of that mean);
+# the vectorised bootstrap resamples these values.
+_ROW_VALUES = {
+    "mae": np.abs, "rmse": np.square, "bias": lambda e: e, "cs5": lambda e: (np.abs(e) <= 5).astype(float),
+    "in_group": lambda e: (e == 0).astype(float), "dist": np.abs, "signed": lambda e: e,
+    "too_old": lambda e: (e > 0).astype(float), "too_young": lambda e: (e < 0).astype(float),
+}
+
+
+def label_kind(pred: pd.DataFrame) -> str:
+    """'interval' for predictions labelled with age groups only (age_lo / age_hi, no age), else 'exact'."""
+    return "interval" if "age" not in pred.columns and {"age_lo", "age_hi"} <= set(pred.columns) else "exact"
+
+
+def errors(pred: pd.DataFrame) -> np.ndarray:
+    """Prediction minus true age, or the signed distance to the labelled age group."""
+    if label_kind(pred) == "interval":
+        return interval_error(pred["age_lo"], pred["age_hi"], pred["pred"])
+    return (pred["pred"] - pred["age"]).to_numpy(float)
 
 
 def shot_labels(true_ages: np.ndarray, train_ages: np.ndarray, many: int = 100, few: int = 20) -> np.ndarray:
@@ -81,11 +147,15 @@ def group_key(idx) -> str:
 
 def _metric_frame(pred: pd.DataFrame, features: pd.DataFrame, s: AuditSettings, boot: bool) -> MetricFrame:
     kwargs = {"n_boot": s.n_boot, "ci_quantiles": s.quantiles, "random_state": s.seed} if boot else {}
+    if label_kind(pred) == "interval":
+        return MetricFrame(metrics=INTERVAL_METRICS, y_true=pred[["age_lo", "age_hi"]].to_numpy(float),
+                           y_pred=pred["pred"].to_numpy(float), sensitive_features=features, **kwargs)
     return MetricFrame(metrics=METRICS, y_true=pred["age"].to_numpy(float), y_pred=pred["pred"].to_numpy(float),
                        sensitive_features=features, **kwargs)
 
 
-def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, seed: int) -> dict:
+def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, seed: int,
+                            metrics: tuple[str, ...] = METRIC_NAMES) -> dict:
     """Bootstrap replicates of each group's metrics, (n_boot, n_groups) per metric.
 
     Same scheme as MetricFrame's bootstrap (resample all rows with replacement, recompute every
@@ -98,13 +168,12 @@ def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n
     e = err[idx].ravel()
     size = n_boot * n_groups
     cnt = np.bincount(flat, minlength=size).reshape(n_boot, n_groups)
+    out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = {
-            "mae": np.bincount(flat, np.abs(e), size).reshape(n_boot, n_groups) / cnt,
-            "rmse": np.sqrt(np.bincount(flat, e * e, size).reshape(n_boot, n_groups) / cnt),
-            "bias": np.bincount(flat, e, size).reshape(n_boot, n_groups) / cnt,
-            "cs5": np.bincount(flat, (np.abs(e) <= 5).astype(float), size).reshape(n_boot, n_groups) / cnt,
-        }
+        for m in metrics:
+            out[m] = np.bincount(flat, _ROW_VALUES[m](e), size).reshape(n_boot, n_groups) / cnt
+        if "rmse" in out:
+            out["rmse"] = np.sqrt(out["rmse"])
     return out
 
 
@@ -118,19 +187,21 @@ def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
 def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> dict:
     """Per-group metrics with intervals, plus the disparity summary over groups of adequate size."""
     use_fairlearn_boot = s.n_boot > 0 and s.bootstrap == "fairlearn"
+    metric_names = LABEL_METRICS[label_kind(pred)]
     mf = _metric_frame(pred, pred[columns], s, use_fairlearn_boot)
     by = mf.by_group.dropna(subset=["n"])
     by = by[by["n"] > 0]
     names = [group_key(i) for i in by.index]
     keys = pred[columns].astype(str).agg(" / ".join, axis=1).to_numpy()
     codes = pd.Categorical(keys, categories=names).codes
-    err = (pred["pred"] - pred["age"]).to_numpy(float)
-    boot = bootstrap_group_metrics(err, codes, len(names), s.n_boot, s.seed) if s.n_boot > 0 and not use_fairlearn_boot else None
+    err = errors(pred)
+    boot = (bootstrap_group_metrics(err, codes, len(names), s.n_boot, s.seed, metric_names)
+            if s.n_boot > 0 and not use_fairlearn_boot else None)
 
     groups = []
     for j, (idx, row) in enumerate(by.iterrows()):
         g = {"group": names[j], "n": int(row["n"]), "small": bool(row["n"] < s.min_group_size)}
-        for m in METRIC_NAMES:
+        for m in metric_names:
             if boot is not None:
                 lo, hi = _quantiles(boot[m][:, j], s.quantiles)
             elif use_fairlearn_boot:
@@ -147,9 +218,9 @@ def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) ->
         mf_e = mf if len(eligible) == len(groups) else _metric_frame(pred[rows], pred[columns][rows], s,
                                                                        use_fairlearn_boot)
         diff, ratio = mf_e.difference(method="between_groups"), mf_e.ratio(method="between_groups")
-        for m in METRIC_NAMES:
+        for m in metric_names:
             values = {groups[j]["group"]: groups[j][m]["value"] for j in eligible}
-            score = {k: abs(v) for k, v in values.items()} if m == "bias" else values
+            score = {k: abs(v) for k, v in values.items()} if m in SIGNED else values
             worst = (max if LOWER_IS_BETTER[m] else min)(score, key=score.get)
             best = (min if LOWER_IS_BETTER[m] else max)(score, key=score.get)
             if boot is not None:
@@ -177,7 +248,7 @@ def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) ->
 def overall_metrics(pred: pd.DataFrame, s: AuditSettings) -> dict:
     """Overall metrics with intervals: the grouped computation over a single group."""
     one = grouped_metrics(pred.assign(_all="all"), ["_all"], s)["groups"][0]
-    return {m: one[m] for m in METRIC_NAMES} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
+    return {m: one[m] for m in LABEL_METRICS[label_kind(pred)]} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
 
 
 def age_bin_spread(groups: list[dict], min_group_size: int) -> float:
@@ -186,12 +257,24 @@ def age_bin_spread(groups: list[dict], min_group_size: int) -> float:
     return float(np.std(values)) if len(values) >= 2 else float("nan")
 
 
+def attribute_groupings(groupings: dict[str, list[str]]) -> list[str]:
+    """The groupings of one sensitive attribute (not the age grouping, not shot, not intersections)."""
+    return [name for name, cols in groupings.items() if len(cols) == 1 and cols[0] not in (*AGE_GROUPINGS, "shot")]
+
+
 def audit_variant(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, list[str]] = GROUPINGS) -> dict:
-    """Every number of one variant's audit: overall, each grouping, the age-bin spread."""
+    """Every number of one variant's audit: overall, each grouping, the age-bin spread (exact ages).
+
+    ``labels`` says which metrics were computed (exact ages or age-group intervals);
+    ``attributes`` lists the groupings of one sensitive attribute (for ``grouping: every attribute``).
+    """
+    kind = label_kind(pred)
     out = {"overall": overall_metrics(pred, s), "groupings": {}}
     for name, cols in groupings.items():
         if all(c in pred.columns for c in cols):
             out["groupings"][name] = grouped_metrics(pred, cols, s)
-    if "age_bin" in out["groupings"]:
+    if kind == "exact" and "age_bin" in out["groupings"]:
         out["age_bin_spread"] = age_bin_spread(out["groupings"]["age_bin"]["groups"], s.min_group_size)
+    out["labels"] = kind
+    out["attributes"] = [g for g in attribute_groupings(groupings) if g in out["groupings"]]
     return out

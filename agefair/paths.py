@@ -20,7 +20,7 @@ GET_UTKFACE = (
 
 
 def resolve_data_dir(arg: str | os.PathLike | None) -> Path:
-    """--data, else $AGEFAIR_DATA, else data/UTKFace; checks the folder exists and has files."""
+    """--data, else $AGEFAIR_DATA, else data/UTKFace; checks the folder exists and has files (or is a .csv)."""
     if arg is not None:
         path, source = Path(arg), "--data"
     elif os.environ.get(DATA_ENV):
@@ -29,8 +29,10 @@ def resolve_data_dir(arg: str | os.PathLike | None) -> Path:
         path, source = DEFAULT_DATA, "the default"
     if not path.exists():
         raise AgefairError(f"data folder {path} (from {source}) does not exist; {GET_UTKFACE}")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return path  # a labels CSV (agefair.data.csv_dataset)
     if not path.is_dir():
-        raise AgefairError(f"data path {path} (from {source}) is not a folder; {GET_UTKFACE}")
+        raise AgefairError(f"data path {path} (from {source}) is neither a folder nor a .csv labels file; {GET_UTKFACE}")
     try:
         has_any = any(True for _ in path.iterdir())
     except PermissionError:

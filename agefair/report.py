@@ -41,18 +41,27 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("data", "Data quality and split", "Data"),
     ("provenance", "Provenance", "Provenance"),
 ]
-BAR_GROUPINGS = ["age_bin", "gender", "ethnicity", "gender x ethnicity"]
-HEATMAP_GROUPING = "age_bin x ethnicity"
 GROUPING_TITLES = {
     "overall": "overall", "age_bin": "age bin", "gender": "gender", "ethnicity": "ethnicity",
     "gender x ethnicity": "gender × ethnicity", "age_bin x ethnicity": "age bin × ethnicity",
     "shot": "many/medium/few-shot",
 }
 SHOT_ORDER = ["many", "medium", "few"]
-METRIC_TITLES = {"mae": "MAE", "rmse": "RMSE", "bias": "signed error (bias)", "cs5": "CS@5"}
+METRIC_TITLES = {"mae": "MAE", "rmse": "RMSE", "bias": "signed error (bias)", "cs5": "CS@5",
+                 "in_group": "share in age group", "dist": "distance to age group", "signed": "signed distance",
+                 "too_old": "share too old", "too_young": "share too young"}
+# The metrics of the bar charts (toggled) and of the disparity tables, for exact ages and for age-group labels.
+CHART_METRICS = {"exact": [("mae", "MAE (years)"), ("bias", "signed error (years; + = too old)")],
+                 "interval": [("dist", "distance to the age group (years)"),
+                              ("signed", "signed distance (years; + = too old)"),
+                              ("in_group", "share of predictions inside the age group")]}
+DISPARITY_METRICS = {"exact": ("mae", "rmse", "bias", "cs5"),
+                     "interval": ("dist", "in_group", "signed", "too_old", "too_young")}
+SHARE_METRICS = {"cs5", "in_group", "too_old", "too_young"}
+AGE_GROUPING_COLUMNS = ("age_bin", "age_group")
 JUDGE_TITLES = {"point": "estimate", "ci_lower": "lower bound", "ci_upper": "upper bound"}
 KNOWN_KEYS = {"generated", "split", "passed", "verdict", "leaderboard", "thresholds", "variants", "data",
-              "provenance", "seconds"}
+              "provenance", "seconds", "dataset", "thresholds_not_applicable", "gallery_note"}
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
            "#CCB974", "#64B5CD"]
 PLOT_CONFIG = {"displaylogo": False, "responsive": True,
@@ -200,6 +209,34 @@ def _ordered_groups(summary: dict, variants: list[str], grouping: str) -> tuple[
     return sorted(names, key=_natural_key), small
 
 
+def _labels(summary: dict) -> str:
+    """'interval' when the audited data has age-group labels (summary's dataset, else the audits), else 'exact'."""
+    kind = _d(summary.get("dataset")).get("labels")
+    if kind in CHART_METRICS:
+        return kind
+    audits = [_audit(summary, v) for v in _variants(summary)]
+    return "interval" if audits and all(a.get("labels") == "interval" for a in audits) else "exact"
+
+
+def _grouping_title(grouping: str) -> str:
+    return GROUPING_TITLES.get(grouping, str(grouping).replace(" x ", " × ").replace("_", " "))
+
+
+def _chart_groupings(summary: dict, variants: list[str]) -> list[tuple[str, bool, bool]]:
+    """(grouping, heat map?, half width?) for each grouping of the audits but shot, in the audits' order:
+    age, the attributes, then intersections (an age x attribute intersection as a heat map)."""
+    out: list[tuple[str, bool, bool]] = []
+    for v in variants:
+        for name, g in _d(_audit(summary, v).get("groupings")).items():
+            if name == "shot" or name in [o[0] for o in out]:
+                continue
+            cols = [str(c) for c in _l(_d(g).get("columns"))] or str(name).split(" x ")
+            heat = len(cols) == 2 and cols[0] in AGE_GROUPING_COLUMNS
+            half = len(cols) == 1 and cols[0] not in AGE_GROUPING_COLUMNS
+            out.append((str(name), heat, half))
+    return out
+
+
 def _min_group_size(summary: dict) -> int | None:
     v = num(_d(_d(summary.get("provenance")).get("audit_settings")).get("min_group_size"))
     return int(v) if v is not None else None
@@ -254,13 +291,15 @@ def _toggle_menu(n_traces_per_state: int, states: list[tuple[str, dict]], beside
 
 def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_id: str,
                       height: int = 360) -> Markup | None:
-    """Grouped bars of per-group MAE (toggle: signed error), 95% intervals, small groups hatched and †."""
+    """Grouped bars of per-group MAE (toggle: signed error), 95% intervals, small groups hatched and †.
+
+    Age-group labels: distance to the group (toggles: signed distance, share inside the group)."""
     names, small = _ordered_groups(summary, variants, grouping)
     if not names:
         return None
     labels = [_pt(n) + (" †" if n in small else "") for n in names]
     fig = _figure()
-    metrics = [("mae", "MAE (years)"), ("bias", "signed error (years; + = too old)")]
+    metrics = CHART_METRICS[_labels(summary)]
     for metric, _ in metrics:
         for i, v in enumerate(variants):
             groups = _groups_by_name(summary, v, grouping)
@@ -273,7 +312,7 @@ def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_i
                 count = groups.get(n, {}).get("n")
                 custom.append([fmt_int(count), fmt_ci([lo, hi]), " (small group)" if n in small else ""])
             fig.add_trace(go.Bar(
-                x=labels, y=ys, name=_pt(v), legendgroup=_pt(v), visible=metric == "mae",
+                x=labels, y=ys, name=_pt(v), legendgroup=_pt(v), visible=metric == metrics[0][0],
                 marker=dict(color=PALETTE[i % len(PALETTE)],
                             opacity=[0.45 if n in small else 1.0 for n in names],
                             pattern=dict(shape=["/" if n in small else "" for n in names], solidity=0.35)),
@@ -284,11 +323,11 @@ def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_i
                                "<br>n = %{customdata[0]}%{customdata[2]}<extra></extra>"),
             ))
     fig.update_xaxes(categoryorder="array", categoryarray=labels, tickangle=-30 if len(names) > 6 else 0)
-    menu = _toggle_menu(len(variants), [("MAE", {"yaxis.title.text": metrics[0][1]}),
-                                        ("Signed error", {"yaxis.title.text": metrics[1][1]})])
+    buttons = {"mae": "MAE", "bias": "Signed error", "dist": "Distance", "signed": "Signed", "in_group": "In group"}
+    menu = _toggle_menu(len(variants), [(buttons[m], {"yaxis.title.text": title}) for m, title in metrics])
     _layout(fig, height, barmode="group", bargap=0.18, bargroupgap=0.04, updatemenus=menu,
             margin=dict(l=60, r=110, t=60, b=50),
-            yaxis_title=metrics[0][1], xaxis_title=_pt(GROUPING_TITLES.get(grouping, grouping)))
+            yaxis_title=metrics[0][1], xaxis_title=_pt(_grouping_title(grouping)))
     return _chart(fig, chart_id)
 
 
@@ -304,16 +343,18 @@ def heatmap_chart(summary: dict, variants: list[str], grouping: str, chart_id: s
     nrows = math.ceil(len(variants) / ncols)
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[_pt(v) for v in variants],
                         horizontal_spacing=0.08, vertical_spacing=0.16 if nrows > 1 else 0.1, figure=_figure())
-    values = {m: [] for m in ("mae", "bias")}
+    err_m, signed_m = ("dist", "signed") if _labels(summary) == "interval" else ("mae", "bias")
+    values = {m: [] for m in (err_m, signed_m)}
     for v in variants:
         groups = _groups_by_name(summary, v, grouping)
         for m in values:
             values[m] += [x for x in (_metric(g, m)[0] for g in groups.values()) if x is not None]
-    mae_max = max(values["mae"], default=1.0) or 1.0
-    bias_abs = max((abs(x) for x in values["bias"]), default=1.0) or 1.0
-    scales = {"mae": dict(colorscale="YlOrRd", zmin=0, zmax=mae_max, title="MAE"),
-              "bias": dict(colorscale="RdBu_r", zmin=-bias_abs, zmax=bias_abs, title="bias")}
-    for metric in ("mae", "bias"):
+    mae_max = max(values[err_m], default=1.0) or 1.0
+    bias_abs = max((abs(x) for x in values[signed_m]), default=1.0) or 1.0
+    scales = {err_m: dict(colorscale="YlOrRd", zmin=0, zmax=mae_max, title="MAE" if err_m == "mae" else "distance"),
+              signed_m: dict(colorscale="RdBu_r", zmin=-bias_abs, zmax=bias_abs,
+                             title="bias" if signed_m == "bias" else "signed")}
+    for metric in (err_m, signed_m):
         for i, v in enumerate(variants):
             groups = _groups_by_name(summary, v, grouping)
             z, text, custom = [], [], []
@@ -333,14 +374,15 @@ def heatmap_chart(summary: dict, variants: list[str], grouping: str, chart_id: s
             fig.add_trace(go.Heatmap(
                 z=z, x=[_pt(c) for c in cols], y=[_pt(r) for r in rows], text=text, texttemplate="%{text}",
                 textfont=dict(size=10), customdata=custom, colorscale=sc["colorscale"], zmin=sc["zmin"],
-                zmax=sc["zmax"], showscale=i == 0, xgap=1, ygap=1, visible=metric == "mae", name=_pt(v),
+                zmax=sc["zmax"], showscale=i == 0, xgap=1, ygap=1, visible=metric == err_m, name=_pt(v),
                 colorbar=dict(title=dict(text=sc["title"]), thickness=12, len=0.8),
                 hovertemplate=(f"<b>{_pt(v)}</b><br>%{{x}} / %{{y}}<br>{METRIC_TITLES[metric]} %{{z:.2f}} "
                                "%{customdata[1]}<br>n = %{customdata[0]}%{customdata[2]}<extra></extra>"),
             ), row=i // ncols + 1, col=i % ncols + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=0, tickfont=dict(size=10))
-    menu = _toggle_menu(len(variants), [("MAE", {}), ("Signed error", {})], beside=False,
+    menu = _toggle_menu(len(variants), [("MAE" if err_m == "mae" else "Distance", {}),
+                                        ("Signed error" if err_m == "mae" else "Signed", {})], beside=False,
                         y=1 + 44 / (230 * nrows))
     _layout(fig, 160 + 230 * nrows, updatemenus=menu, margin=dict(l=70, r=20, t=90, b=40))
     return _chart(fig, chart_id)
@@ -398,14 +440,49 @@ def _best_flags(rows: list[dict], key, better: str) -> list[bool]:
     return [s is not None and math.isclose(s, target, rel_tol=1e-12, abs_tol=1e-12) for s in scored]
 
 
+def _gap_key(board: list[dict]) -> str:
+    """The leaderboard's gap column: UTKFace's ethnicity gap, else the largest gap over the attributes."""
+    return "ethnicity_gap" if any(num(r.get("ethnicity_gap")) is not None for r in board) else "gap"
+
+
+def interval_leaderboard_rows(board: list[dict]) -> list[dict]:
+    cols = {
+        "in_group": (lambda r: r.get("in_group"), "max"),
+        "dist": (lambda r: r.get("dist"), "min"),
+        "signed": (lambda r: r.get("signed"), "absmin"),
+        "worst": (lambda r: r.get("worst_group_dist"), "min"),
+        "gap": (lambda r: r.get("gap"), "min"),
+    }
+    flags = {k: _best_flags(board, f, b) for k, (f, b) in cols.items()} if len(board) > 1 else {}
+    out = []
+    for i, r in enumerate(board):
+        passed, total = num(r.get("rules_passed")), num(r.get("rules"))
+        status = "none" if not total else "pass" if passed == total else "fail" if not passed else "partial"
+        out.append({
+            "variant": fmt_text(r.get("variant")), "n": fmt_int(r.get("n")),
+            "in_group": fmt_pct(r.get("in_group")), "in_group_ci": fmt_ci(r.get("in_group_ci"), 1, pct=True),
+            "dist": fmt(r.get("dist")), "dist_ci": fmt_ci(r.get("dist_ci")), "signed": fmt_signed(r.get("signed")),
+            "too_old": fmt_pct(r.get("too_old")), "too_young": fmt_pct(r.get("too_young")),
+            "worst_group": fmt_text(r.get("worst_group")), "worst": fmt(r.get("worst_group_dist")),
+            "worst_ci": fmt_ci(r.get("worst_group_ci")),
+            "gap": fmt(r.get("gap")), "gap_ci": fmt_ci(r.get("gap_ci")), "gap_grouping": fmt_text(r.get("gap_grouping")),
+            "rules": f"{fmt_int(passed)}/{fmt_int(total)}" if total else MISSING, "status": status,
+            "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
+        })
+    return out
+
+
 def leaderboard_rows(summary: dict) -> list[dict]:
     board = [r for r in _l(summary.get("leaderboard")) if isinstance(r, dict)]
+    if _labels(summary) == "interval":
+        return interval_leaderboard_rows(board)
+    gap_key = _gap_key(board)
     cols = {
         "mae": (lambda r: r.get("mae"), "min"),
         "cs5": (lambda r: r.get("cs5"), "max"),
         "bias": (lambda r: r.get("bias"), "absmin"),
         "worst": (lambda r: r.get("worst_group_mae"), "min"),
-        "gap": (lambda r: r.get("ethnicity_gap"), "min"),
+        "gap": (lambda r: r.get(gap_key), "min"),
         "spread": (lambda r: r.get("age_bin_spread"), "min"),
         "rules": (lambda r: (num(r.get("rules_passed")) or 0) / num(r.get("rules")) if num(r.get("rules")) else None,
                   "max"),
@@ -421,7 +498,8 @@ def leaderboard_rows(summary: dict) -> list[dict]:
             "cs5": fmt_pct(r.get("cs5")), "bias": fmt_signed(r.get("bias")),
             "worst_group": fmt_text(r.get("worst_group")), "worst_mae": fmt(r.get("worst_group_mae")),
             "worst_ci": fmt_ci(r.get("worst_group_ci")),
-            "gap": fmt(r.get("ethnicity_gap")), "gap_ci": fmt_ci(r.get("ethnicity_gap_ci")),
+            "gap": fmt(r.get(gap_key)), "gap_ci": fmt_ci(r.get(gap_key + "_ci")),
+            "gap_grouping": fmt_text("ethnicity" if gap_key == "ethnicity_gap" else r.get("gap_grouping")),
             "spread": fmt(r.get("age_bin_spread")),
             "rules": f"{fmt_int(passed)}/{fmt_int(total)}" if total else MISSING, "status": status,
             "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
@@ -440,17 +518,27 @@ def verdict_parts(summary: dict) -> list[dict]:
     spec = [("most_accurate", "Most accurate", "mae", "mae_ci", "MAE"),
             ("smallest_worst_group_mae", "Smallest worst-group MAE", "worst_group_mae", "worst_group_ci", "MAE"),
             ("smallest_ethnicity_gap", "Smallest ethnicity gap", "ethnicity_gap", "ethnicity_gap_ci", "MAE gap"),
+            ("smallest_attribute_gap", "Smallest attribute gap", "gap", "gap_ci", "MAE gap"),
             ("smallest_age_bin_spread", "Smallest age-bin spread", "age_bin_spread", None, "SD of bin MAE")]
+    if _labels(summary) == "interval":
+        spec = [("most_accurate", "Closest to the age groups", "dist", "dist_ci", "mean distance"),
+                ("most_in_group", "Most often inside the age group", "in_group", "in_group_ci", "share"),
+                ("smallest_worst_group_dist", "Smallest worst-group distance", "worst_group_dist", "worst_group_ci",
+                 "distance"),
+                ("smallest_attribute_gap", "Smallest attribute gap", "gap", "gap_ci", "distance gap")]
     for key, label, value_key, ci_key, what in spec:
         if key not in v:
             continue
         name = v.get(key)
         row = _leader(summary, name)
-        detail = f"{what} {fmt(row.get(value_key))}"
+        pct = value_key == "in_group"
+        detail = f"{what} {fmt_pct(row.get(value_key)) if pct else fmt(row.get(value_key))}"
         if ci_key:
-            ci = fmt_ci(row.get(ci_key))
+            ci = fmt_ci(row.get(ci_key), 1 if pct else 2, pct)
             detail += f" {ci}" if ci != MISSING else ""
-        if key == "smallest_worst_group_mae" and row.get("worst_group"):
+        if key == "smallest_attribute_gap" and row.get("gap_grouping"):
+            detail += f", by {row['gap_grouping']}"
+        if key in ("smallest_worst_group_mae", "smallest_worst_group_dist") and row.get("worst_group"):
             detail += f", {row['worst_group']}"
         parts.append({"label": label, "variant": fmt_text(name) if name is not None else "n/a",
                       "detail": detail if name is not None else ""})
@@ -462,7 +550,7 @@ def threshold_rows(summary: dict) -> list[dict]:
     rows = sorted(rows, key=lambda r: bool(r.get("passed")))  # stable: failures first, then config order
     out = []
     for r in rows:
-        digits = 3 if r.get("metric") == "cs5" or r.get("statistic") == "ratio" else 2
+        digits = 3 if r.get("metric") in SHARE_METRICS or r.get("statistic") == "ratio" else 2
         judge = str(r.get("judge", "point"))
         out.append({
             "variant": fmt_text(r.get("variant")), "rule": fmt_text(r.get("rule")),
@@ -498,13 +586,14 @@ def disparity_tables(summary: dict, variants: list[str]) -> list[dict]:
             if g not in groupings:
                 groupings.append(g)
     out = []
+    metrics = DISPARITY_METRICS[_labels(summary)]
     for grouping in groupings:
         rows = {"mae": [], "other": []}
         for v in variants:
             disp = _d(_grouping(summary, v, grouping).get("disparity"))
-            for metric in ("mae", "rmse", "bias", "cs5"):
+            for metric in metrics:
                 d = _d(disp.get(metric))
-                pct = metric == "cs5"
+                pct = metric in SHARE_METRICS
                 f = fmt_pct if pct else fmt
                 row = {
                     "variant": v, "metric": METRIC_TITLES[metric],
@@ -517,8 +606,9 @@ def disparity_tables(summary: dict, variants: list[str]) -> list[dict]:
                     "difference_ci": fmt_ci(d.get("difference_ci"), 1 if pct else 2, pct),
                     "ratio": fmt(d.get("ratio"), 3), "ratio_ci": fmt_ci(d.get("ratio_ci"), 3),
                 }
-                rows["mae" if metric == "mae" else "other"].append(row)
-        out.append({"grouping": grouping, "title": GROUPING_TITLES.get(grouping, grouping), **rows})
+                rows["mae" if metric == metrics[0] else "other"].append(row)
+        out.append({"grouping": grouping, "title": _grouping_title(grouping), **rows,
+                    "primary": METRIC_TITLES[metrics[0]], "others": ", ".join(METRIC_TITLES[m] for m in metrics[1:])})
     return out
 
 
@@ -560,6 +650,8 @@ def training_rows(summary: dict, variants: list[str]) -> list[dict]:
     rows = []
     for v in variants:
         entry = _d(_d(summary.get("variants")).get(v))
+        if entry.get("source") == "external":  # not trained by agefair
+            continue
         tr = _d(entry.get("training"))
         hist = [h for h in _l(tr.get("history")) if isinstance(h, dict)]
         cfg_train = _d(_d(tr.get("config")).get("train"))
@@ -618,7 +710,13 @@ def provenance_context(summary: dict, variants: list[str]) -> dict:
     rules = _l(settings.get("rules"))
     checkpoints = []
     for v in variants:
-        tr = _d(_d(_d(summary.get("variants")).get(v)).get("training"))
+        entry = _d(_d(summary.get("variants")).get(v))
+        if entry.get("source") == "external":
+            ext = _d(entry.get("predictions"))
+            checkpoints.append({"variant": v, "path": fmt_text(ext.get("file")), "sha256": fmt_text(ext.get("sha256")),
+                                "config": "", "meta": ""})
+            continue
+        tr = _d(entry.get("training"))
         checkpoints.append({"variant": v, "path": fmt_text(tr.get("checkpoint")),
                             "sha256": fmt_text(tr.get("checkpoint_sha256")),
                             "config": as_yaml(tr.get("config")) if tr.get("config") else "",
@@ -645,6 +743,47 @@ def provenance_context(summary: dict, variants: list[str]) -> dict:
 
 # --------------------------------------------------------------------------- page
 
+def dataset_context(summary: dict) -> dict:
+    """The audited dataset, as the report states it: every number comes from it."""
+    d = _d(summary.get("dataset"))
+    labels = _labels(summary)
+    return {"name": fmt_text(d.get("name")) if d.get("name") else None, "kind": fmt_text(d.get("kind")),
+            "labels": labels,
+            "labels_text": "age-group labels, interval metrics" if labels == "interval" else "exact ages",
+            "attributes": ", ".join(map(str, _l(d.get("attributes")))) or MISSING,
+            "images": fmt_int(d.get("images_in_split")) if num(d.get("images_in_split")) is not None else None,
+            "split": fmt_text(d.get("split") or summary.get("split"))}
+
+
+def _faces_text(faces: dict) -> str:
+    parts = [f"{fmt_int(faces.get('whole'))} used whole (aligned crops)" if num(faces.get("whole")) else "",
+             f"{fmt_int(faces.get('face_crop'))} face crops" if num(faces.get("face_crop")) else "",
+             f"{fmt_int(faces.get('several_faces'))} of them the largest of several faces"
+             if num(faces.get("several_faces")) else "",
+             f"{fmt_int(faces.get('no_face'))} without a face found (no prediction)" if num(faces.get("no_face")) else "",
+             f"{fmt_int(faces.get('unreadable'))} unreadable" if num(faces.get("unreadable")) else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def model_rows(summary: dict, variants: list[str]) -> list[dict]:
+    """Where each model's numbers come from: its source, the data it was trained on, the data it was
+    evaluated on, how many images it predicted and, for predictions files, which rows were not used."""
+    rows = []
+    for v in variants:
+        e = _d(_d(summary.get("variants")).get(v))
+        cov = _d(e.get("coverage"))
+        external = e.get("source") == "external"
+        notes = fmt_text(e.get("matching_text")) if external else _faces_text(_d(cov.get("faces")))
+        rows.append({"variant": v,
+                     "source": "predictions file" if external else "agefair variant" if e.get("source") else MISSING,
+                     "file": fmt_text(_d(e.get("predictions")).get("file")) if external else
+                     fmt_text(_d(e.get("training")).get("checkpoint")),
+                     "trained_on": fmt_text(e.get("trained_on")), "evaluated_on": fmt_text(e.get("evaluated_on")),
+                     "predicted": fmt_int(cov.get("predicted")), "images": fmt_int(cov.get("images_in_split")),
+                     "notes": notes or MISSING})
+    return rows
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
@@ -659,14 +798,14 @@ def build_context(summary: dict, galleries: Any) -> dict:
     checks = [r for r in _l(summary.get("thresholds")) if isinstance(r, dict)]
     n_failed = sum(not r.get("passed") for r in checks)
     charts: dict[str, Markup | None] = {}
-    for grouping in BAR_GROUPINGS:
-        charts[grouping] = grouped_bar_chart(summary, variants, grouping, f"chart-group-{_slug(grouping)}")
-    charts[HEATMAP_GROUPING] = heatmap_chart(summary, variants, HEATMAP_GROUPING,
-                                             f"chart-group-{_slug(HEATMAP_GROUPING)}")
+    group_charts = []
+    for grouping, heat, half in _chart_groupings(summary, variants):
+        chart_id = f"chart-group-{_slug(grouping)}"
+        chart = (heatmap_chart(summary, variants, grouping, chart_id) if heat
+                 else grouped_bar_chart(summary, variants, grouping, chart_id))
+        if chart is not None:
+            group_charts.append({"grouping": grouping, "title": _grouping_title(grouping), "chart": chart, "half": half})
     charts["shot"] = grouped_bar_chart(summary, variants, "shot", "chart-group-shot", 300)
-    group_charts = [{"grouping": g, "title": GROUPING_TITLES[g], "chart": charts[g],
-                     "half": g in ("gender", "ethnicity")}
-                    for g in [*BAR_GROUPINGS, HEATMAP_GROUPING] if charts[g] is not None]
     first = _audit(summary, variants[0]) if variants else {}
     n_test = num(_d(_d(first.get("overall")).get("n")).get("value"))
     provenance = _d(summary.get("provenance"))
@@ -685,6 +824,13 @@ def build_context(summary: dict, galleries: Any) -> dict:
         "n_checks": len(checks), "n_failed": n_failed,
         "passed": bool(summary.get("passed", n_failed == 0)) and n_failed == 0,
         "leaderboard": leaderboard_rows(summary),
+        "labels": _labels(summary),
+        "gap_title": ("ethnicity MAE gap" if _gap_key([r for r in _l(summary.get("leaderboard")) if isinstance(r, dict)])
+                      == "ethnicity_gap" else "largest attribute MAE gap"),
+        "dataset": dataset_context(summary),
+        "models": model_rows(summary, variants),
+        "not_applicable": [r for r in _l(summary.get("thresholds_not_applicable")) if isinstance(r, dict)],
+        "gallery_note": fmt_text(summary.get("gallery_note")) if summary.get("gallery_note") else None,
         "thresholds": threshold_rows(summary),
         "ci_label": _ci_label(summary),
         "min_group_size": _min_group_size(summary),

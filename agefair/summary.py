@@ -26,22 +26,57 @@ def nan_to_none(obj):
     return obj
 
 
+def _worst(a: dict, metric: str) -> dict:
+    """The worst eligible group for ``metric`` over all groupings of one audit."""
+    worst: dict = {}
+    for name, g in a["groupings"].items():
+        d = g["disparity"].get(metric)
+        if d and (not worst or d["worst"] > worst["value"]):
+            worst = {"value": d["worst"], "ci": d["worst_ci"], "group": f"{name}: {d['worst_group']}"}
+    return worst
+
+
+def _largest_gap(a: dict, metric: str) -> dict:
+    """The sensitive attribute whose groups differ most in ``metric`` (difference worst - best)."""
+    gap: dict = {}
+    for name in a.get("attributes", []):
+        d = a["groupings"].get(name, {}).get("disparity", {}).get(metric)
+        if d and d["difference"] == d["difference"] and (not gap or d["difference"] > gap["value"]):
+            gap = {"grouping": name, "value": d["difference"], "ci": d["difference_ci"]}
+    return gap
+
+
+def _interval_row(v: str, a: dict, mine: list[dict]) -> dict:
+    o = a["overall"]
+    worst, gap = _worst(a, "dist"), _largest_gap(a, "dist")
+    return {
+        "variant": v, "labels": "interval", "n": o["n"]["value"],
+        "in_group": o["in_group"]["value"], "in_group_ci": o["in_group"]["ci"],
+        "dist": o["dist"]["value"], "dist_ci": o["dist"]["ci"], "signed": o["signed"]["value"],
+        "too_old": o["too_old"]["value"], "too_young": o["too_young"]["value"],
+        "worst_group": worst.get("group"), "worst_group_dist": worst.get("value"), "worst_group_ci": worst.get("ci"),
+        "gap_grouping": gap.get("grouping"), "gap": gap.get("value"), "gap_ci": gap.get("ci"),
+        "rules_passed": sum(r["passed"] for r in mine), "rules": len(mine),
+    }
+
+
 def leaderboard(audits: dict[str, dict], verdicts: list[dict]) -> list[dict]:
     rows = []
     for v, a in audits.items():
-        eth = a["groupings"].get("ethnicity", {}).get("disparity", {}).get("mae", {})
-        worst = {}
-        for name, g in a["groupings"].items():  # the worst eligible group over all groupings
-            d = g["disparity"].get("mae")
-            if d and (not worst or d["worst"] > worst["value"]):
-                worst = {"value": d["worst"], "ci": d["worst_ci"], "group": f"{name}: {d['worst_group']}"}
         mine = [r for r in verdicts if r["variant"] == v]
+        if a.get("labels") == "interval":
+            rows.append(_interval_row(v, a, mine))
+            continue
+        eth = a["groupings"].get("ethnicity", {}).get("disparity", {}).get("mae", {})
+        worst = _worst(a, "mae")
+        gap = _largest_gap(a, "mae")
         rows.append({
             "variant": v, "mae": a["overall"]["mae"]["value"], "mae_ci": a["overall"]["mae"]["ci"],
             "cs5": a["overall"]["cs5"]["value"], "bias": a["overall"]["bias"]["value"],
             "worst_group": worst.get("group"), "worst_group_mae": worst.get("value"), "worst_group_ci": worst.get("ci"),
             "ethnicity_gap": eth.get("difference"), "ethnicity_gap_ci": eth.get("difference_ci"),
             "age_bin_spread": a.get("age_bin_spread"),
+            "gap_grouping": gap.get("grouping"), "gap": gap.get("value"), "gap_ci": gap.get("ci"),
             "rules_passed": sum(r["passed"] for r in mine), "rules": len(mine),
         })
     return rows
@@ -49,8 +84,14 @@ def leaderboard(audits: dict[str, dict], verdicts: list[dict]) -> list[dict]:
 
 def verdict(board: list[dict]) -> dict:
     """Which variant is most accurate and which is fairest, by the leaderboard's point estimates."""
-    def best(key):
-        vals = [(r[key], r["variant"]) for r in board if r.get(key) is not None and not math.isnan(r[key])]
+    def best(key, sign=1):
+        vals = [(sign * r[key], r["variant"]) for r in board if r.get(key) is not None and not math.isnan(r[key])]
         return min(vals)[1] if vals else None
+    if board and all(r.get("labels") == "interval" for r in board):
+        return {"most_accurate": best("dist"), "most_in_group": best("in_group", -1),
+                "smallest_worst_group_dist": best("worst_group_dist"), "smallest_attribute_gap": best("gap")}
+    if board and all(r.get("ethnicity_gap") is None for r in board):  # a dataset without UTKFace's ethnicity
+        return {"most_accurate": best("mae"), "smallest_worst_group_mae": best("worst_group_mae"),
+                "smallest_attribute_gap": best("gap"), "smallest_age_bin_spread": best("age_bin_spread")}
     return {"most_accurate": best("mae"), "smallest_worst_group_mae": best("worst_group_mae"),
             "smallest_ethnicity_gap": best("ethnicity_gap"), "smallest_age_bin_spread": best("age_bin_spread")}

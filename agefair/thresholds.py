@@ -1,10 +1,33 @@
-"""Judge an audit summary against the fairness thresholds of configs/fairness.yaml."""
+"""Judge an audit summary against the fairness thresholds of configs/fairness.yaml.
+
+A rule applies to the labels its metric is made for: mae, rmse, bias, cs5 and age_bin_spread to
+exact ages, in_group, dist, signed, too_old and too_young to age-group labels. Rules for the other
+kind of label are not applicable (listed by ``not_applicable``, never judged). ``grouping: every
+attribute`` is checked on the grouping of each sensitive attribute of the audited data.
+"""
 
 from __future__ import annotations
 
 import math
 
-from agefair.config import ThresholdRule
+from agefair.config import EVERY_ATTRIBUTE, ThresholdRule
+
+INTERVAL_RULE_METRICS = ("in_group", "dist", "signed", "too_old", "too_young")
+
+
+def applies(rule: ThresholdRule, audit: dict) -> bool:
+    """Whether ``rule``'s metric is computed for ``audit``'s kind of labels."""
+    return (rule.metric in INTERVAL_RULE_METRICS) == (audit.get("labels", "exact") == "interval")
+
+
+def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
+    """The rules that no audited model's labels allow, with the reason."""
+    out = []
+    for rule in rules:
+        if audits and not any(applies(rule, a) for a in audits.values()):
+            kinds = "age-group labels" if rule.metric in INTERVAL_RULE_METRICS else "exact ages"
+            out.append({"rule": rule.label, "metric": rule.metric, "reason": f"{rule.metric} is for {kinds}"})
+    return out
 
 
 def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
@@ -16,7 +39,9 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
         m = audit["overall"][rule.metric]
         return "all", m["value"], m["ci"]
     grouping = audit["groupings"].get(rule.grouping)
-    d = grouping["disparity"].get(rule.metric) if grouping else None
+    if grouping is None:
+        return f"(no grouping {rule.grouping!r} in this audit)", math.nan, nan2
+    d = grouping["disparity"].get(rule.metric)
     if d is None:
         return "(fewer than 2 groups of adequate size)", math.nan, nan2
     if rule.statistic == "worst_group":
@@ -33,7 +58,18 @@ def judge(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
     """
     rows = []
     for variant, audit in audits.items():
+        expanded = []
         for rule in rules:
+            if not applies(rule, audit):
+                continue
+            if rule.grouping != EVERY_ATTRIBUTE:
+                expanded.append(rule)
+                continue
+            attrs = audit.get("attributes") or [None]  # none: judged as a missing grouping (fails)
+            for g in attrs:
+                label = f"{rule.name} ({g})" if rule.name else None
+                expanded.append(rule.model_copy(update={"grouping": g or EVERY_ATTRIBUTE, "name": label}))
+        for rule in expanded:
             group, value, ci = _measure(rule, audit)
             judged = {"point": value, "ci_lower": ci[0], "ci_upper": ci[1]}[rule.judge]
             if rule.max is not None:

@@ -1,18 +1,20 @@
 """From a data folder to a clean, split manifest: scan -> quality policy -> split.
 
 Every command that needs the data (eda, train, audit) starts here, so they all see the same files,
-the same labels and the same split.
+the same labels and the same split. The data is a UTKFace folder (labels in the file names) or a
+labels CSV (agefair.data.csv_dataset: the CSV itself, or a folder holding labels.csv).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from agefair.config import DataConfig
+from agefair.config import DataConfig, DatasetConfig
+from agefair.data.csv_dataset import assess_csv, dataset_groupings, labels_csv, read_labels
 from agefair.data.quality import QualityResult, assess, report_dict
 from agefair.data.scan import scan_folder
 from agefair.data.split import load_or_make_split
@@ -28,6 +30,19 @@ class PreparedData:
     quality: QualityResult
     quality_report: dict
     split_meta: dict
+    kind: str = "utkface"  # or "csv"
+    source: Path | None = None  # the labels CSV of a CSV dataset
+    name: str = "UTKFace"
+    labels: str = "exact"  # exact ages, or "interval": age groups (age_group, age_lo, age_hi)
+    attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity"])
+    groupings: dict[str, list[str]] | None = None  # None: UTKFace's (agefair.metrics.GROUPINGS)
+    aligned: str = "yes"  # whether images are aligned face crops: yes | no | auto (per image)
+    detector: str = "hog"
+
+    @property
+    def age_key(self) -> str:
+        """The age grouping column: age_bin (exact ages) or age_group (age-group labels)."""
+        return "age_group" if self.labels == "interval" else "age_bin"
 
     @property
     def data_hash(self) -> str:
@@ -46,7 +61,12 @@ def dataset_work_dir(data_dir: Path, work_root: str | Path | None = None) -> Pat
 
 
 def prepare(data_dir: Path, cfg: DataConfig, seed: int | None = None, resplit: bool = False,
-            work_root: str | Path | None = None, progress: bool = True) -> PreparedData:
+            work_root: str | Path | None = None, progress: bool = True,
+            dataset_cfg: DatasetConfig | None = None, dataset_cfg_source: str | None = None) -> PreparedData:
+    csv_path = labels_csv(data_dir)
+    if csv_path is not None:
+        return prepare_csv(csv_path, cfg, dataset_cfg or DatasetConfig(), seed, resplit, work_root, progress,
+                           dataset_cfg_source or "dataset config")
     work_dir = dataset_work_dir(data_dir, work_root)
     scan = scan_folder(data_dir, cache_file=work_dir / "scan.csv", progress=progress)
     if scan.empty:
@@ -58,3 +78,25 @@ def prepare(data_dir: Path, cfg: DataConfig, seed: int | None = None, resplit: b
     manifest, split_meta = load_or_make_split(quality.manifest, quality.data_hash, cfg, work_dir,
                                               seed=seed, resplit=resplit)
     return PreparedData(data_dir, work_dir, manifest, quality, report_dict(quality, str(data_dir)), split_meta)
+
+
+def prepare_csv(csv_path: Path, cfg: DataConfig, ds: DatasetConfig, seed: int | None = None, resplit: bool = False,
+                work_root: str | Path | None = None, progress: bool = True,
+                ds_source: str = "dataset config") -> PreparedData:
+    """A labels CSV: rows read and checked, images scanned, duplicates resolved, then the same seeded split."""
+    work_dir = dataset_work_dir(csv_path, work_root)
+    labels = read_labels(csv_path, ds, cfg.max_age)
+    if labels.n_rows == 0:
+        raise AgefairError(f"{csv_path}: no rows under the header")
+    quality = assess_csv(csv_path, labels, cfg, work_dir / "scan.csv", progress)
+    if quality.manifest.empty:
+        first = quality.problems.iloc[0] if len(quality.problems) else None
+        why = f" (first problem: {first['file']}: {first['detail']})" if first is not None else ""
+        raise AgefairError(f"{csv_path}: none of its {labels.n_rows} rows is usable{why}")
+    manifest, split_meta = load_or_make_split(quality.manifest, quality.data_hash, cfg, work_dir, seed=seed,
+                                              resplit=resplit, attributes=labels.attributes)
+    age_key = "age_group" if labels.labels == "interval" else "age_bin"
+    groupings = dataset_groupings(age_key, labels.attributes, ds.intersections, ds_source)
+    return PreparedData(csv_path.parent, work_dir, manifest, quality, report_dict(quality, str(csv_path)), split_meta,
+                        kind="csv", source=csv_path, name=ds.name or csv_path.name, labels=labels.labels,
+                        attributes=labels.attributes, groupings=groupings, aligned=ds.aligned, detector=ds.detector)

@@ -24,7 +24,8 @@ duplicate_conflicting  byte-identical files whose labels disagree      whole gro
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import pandas as pd
 
@@ -54,22 +55,51 @@ class QualityResult:
     problems: pd.DataFrame  # one row per (file, problem): file, problem, action, detail
     duplicate_groups: pd.DataFrame  # one row per duplicate group: sha256, files, labels, policy outcome
     n_files: int
+    actions: dict[str, str] = field(default_factory=lambda: dict(ACTIONS))  # problem -> action, in report order
+    hash_columns: list[str] | None = None  # label columns of the manifest hash (None: UTKFace's)
 
     @property
     def counts(self) -> dict[str, int]:
-        return {p: int((self.problems["problem"] == p).sum()) for p in ACTIONS}
+        return {p: int((self.problems["problem"] == p).sum()) for p in self.actions}
 
     @property
     def data_hash(self) -> str:
-        return manifest_hash(self.manifest)
+        return manifest_hash(self.manifest, self.hash_columns)
 
 
-def manifest_hash(manifest: pd.DataFrame) -> str:
+def manifest_hash(manifest: pd.DataFrame, label_columns: list[str] | None = None) -> str:
     """Hash of the kept files' names, contents and labels: it changes whenever the data does."""
+    cols = ["file", "sha256", *(label_columns if label_columns is not None else ["age", "gender", "ethnicity"])]
     h = hashlib.sha256()
-    for row in manifest.sort_values("file")[["file", "sha256", "age", "gender", "ethnicity"]].itertuples(index=False):
+    for row in manifest.sort_values("file")[cols].itertuples(index=False):
         h.update(("|".join(map(str, row)) + "\n").encode())
     return h.hexdigest()
+
+
+def resolve_duplicates(valid: pd.DataFrame, label_columns: list[str], policy: str,
+                       describe: Callable[[pd.Series], str]) -> tuple[set, list[dict], list[tuple[list, str, list]]]:
+    """The duplicate policy over rows of identical content (same sha256) in ``valid`` (columns file, sha256
+    and ``label_columns``): (index labels to drop, one dict per duplicate group, flags as (files, problem,
+    details)). Within a group rows are taken in file order; ``describe(row)`` names one row's labels."""
+    dropped: set = set()
+    groups_out: list[dict] = []
+    flags: list[tuple[list, str, list]] = []
+    dup = valid[valid.duplicated("sha256", keep=False)].sort_values(["sha256", "file"], kind="mergesort")
+    for digest, g in dup.groupby("sha256", sort=True):
+        agree = len(g[label_columns].drop_duplicates()) == 1
+        files = list(g["file"])
+        if policy == "drop_all" or (policy == "keep_agreeing" and not agree):
+            kept, gone = [], list(g.index)
+        else:
+            kept, gone = files[:1], list(g.index[1:])
+        dropped.update(gone)
+        problem = "duplicate_agreeing" if agree else "duplicate_conflicting"
+        label_text = "; ".join(describe(r) for _, r in g.iterrows())
+        action = f"kept {kept[0]}" if kept else "all dropped"
+        flags.append((files, problem, [f"group {digest[:12]} ({len(files)} files, {action})"] * len(files)))
+        groups_out.append({"sha256": digest, "n_files": len(files), "labels_agree": agree,
+                           "kept": kept[0] if kept else "", "files": label_text})
+    return dropped, groups_out, flags
 
 
 def assess(scan: pd.DataFrame, cfg: DataConfig) -> QualityResult:
@@ -116,26 +146,12 @@ def assess(scan: pd.DataFrame, cfg: DataConfig) -> QualityResult:
 
     # Duplicates among the files that survived the checks above.
     valid = s[~dropped].copy()
-    groups_out = []
-    drop_dup: set[str] = set()
-    dup = valid[valid.duplicated("sha256", keep=False)].sort_values(["sha256", "file"])
-    for digest, g in dup.groupby("sha256", sort=True):
-        labels = g[["age", "gender", "race"]].drop_duplicates()
-        agree = len(labels) == 1
-        files = list(g["file"])
-        if cfg.duplicates == "drop_all" or (cfg.duplicates == "keep_agreeing" and not agree):
-            kept, gone = [], files
-        else:
-            kept, gone = files[:1], files[1:]
-        drop_dup.update(gone)
-        problem = "duplicate_agreeing" if agree else "duplicate_conflicting"
-        label_text = "; ".join(f"{f}: age {a}, gender {ge}, race {r}" for f, a, ge, r in
-                               zip(files, g.age, g.gender, g.race))
-        action = f"kept {kept[0]}" if kept else "all dropped"
-        flag(files, problem, [f"group {digest[:12]} ({len(files)} files, {action})"] * len(files))
-        groups_out.append({"sha256": digest, "n_files": len(files), "labels_agree": agree,
-                           "kept": kept[0] if kept else "", "files": label_text})
-    keep = valid[~valid["file"].isin(drop_dup)]
+    drop_dup, groups_out, dup_flags = resolve_duplicates(
+        valid, ["age", "gender", "race"], cfg.duplicates,
+        lambda r: f"{r['file']}: age {r['age']}, gender {r['gender']}, race {r['race']}")
+    for args in dup_flags:
+        flag(*args)
+    keep = valid.drop(index=list(drop_dup))
 
     manifest = pd.DataFrame({
         "file": keep["file"].values,
@@ -161,7 +177,7 @@ def report_dict(result: QualityResult, data_dir: str) -> dict:
         "files_dropped": result.n_files - len(result.manifest),
         "manifest_hash": result.data_hash,
         "counts": result.counts,
-        "actions": ACTIONS,
+        "actions": result.actions,
         "duplicate_groups": {
             "total": len(g),
             "labels_agree": int(g["labels_agree"].sum()) if len(g) else 0,

@@ -81,7 +81,12 @@ def _scan_batch(args: tuple[str, list[str]]) -> list[FileRecord]:
 def scan_folder(data_dir: Path, cache_file: Path | None = None, workers: int | None = None,
                 progress: bool = True) -> pd.DataFrame:
     """One row per file in ``data_dir`` (see FileRecord), reusing ``cache_file`` where files are unchanged."""
-    names = list_files(data_dir)
+    return scan_files(data_dir, list_files(data_dir), cache_file, workers, progress)
+
+
+def scan_files(data_dir: Path, names: list[str], cache_file: Path | None = None, workers: int | None = None,
+               progress: bool = True) -> pd.DataFrame:
+    """One row per name (a path relative to ``data_dir``), in the given order; see ``scan_folder``."""
     cached: dict[str, FileRecord] = {}
     if cache_file is not None and cache_file.exists():
         try:

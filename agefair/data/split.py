@@ -1,7 +1,8 @@
 """The train/validation/test split: stratified, duplicate-safe, seeded, saved and reused.
 
 Files are split as groups of identical content (sha256), so copies of one image never land in two
-splits. Groups are stratified by age bin x gender x ethnicity: inside each stratum they are shuffled
+splits. Groups are stratified by age bin x gender x ethnicity (a CSV dataset: its age bin or age
+group x its sensitive attributes): inside each stratum they are shuffled
 with the seed and cut by the configured fractions. The split is saved as a CSV with a JSON
 sidecar that records the data's manifest hash; a later command whose data no longer matches is
 refused with a message instead of silently making a new split.
@@ -21,14 +22,25 @@ from agefair.errors import AgefairError
 from agefair.io_utils import atomic_path, write_json_atomic
 
 SPLITS = ("train", "val", "test")
+UTKFACE_ATTRIBUTES = ["gender", "ethnicity"]
 
 
-def make_split(manifest: pd.DataFrame, cfg: DataConfig, seed: int) -> pd.Series:
+def strata_columns(manifest: pd.DataFrame, cfg: DataConfig, attributes: list[str] | None = None) -> pd.DataFrame:
+    """The columns the split is stratified and counted by: the age bin of exact ages (or the age group of
+    age-group labels), then the sensitive attributes (default: UTKFace's gender and ethnicity)."""
+    attributes = UTKFACE_ATTRIBUTES if attributes is None else list(attributes)
+    if "age" in manifest.columns:
+        age = pd.Series(age_bin(manifest["age"], cfg.age_bins), index=manifest.index, name="age_bin")
+    else:
+        age = manifest["age_group"].rename("age_group")
+    return pd.concat([age, manifest[attributes]], axis=1)
+
+
+def make_split(manifest: pd.DataFrame, cfg: DataConfig, seed: int, attributes: list[str] | None = None) -> pd.Series:
     """Split name for each manifest row (index-aligned)."""
     frac = {"train": cfg.split.train, "val": cfg.split.val, "test": cfg.split.test}
-    groups = manifest.sort_values("file").drop_duplicates("sha256")[["sha256", "age", "gender", "ethnicity"]]
-    strata = (pd.Series(age_bin(groups["age"], cfg.age_bins), index=groups.index).astype(str)
-              + "|" + groups["gender"].astype(str) + "|" + groups["ethnicity"].astype(str))
+    groups = manifest.sort_values("file").drop_duplicates("sha256")
+    strata = strata_columns(groups, cfg, attributes).astype(str).agg("|".join, axis=1)
     rng = np.random.default_rng(seed)
     assignment: dict[str, str] = {}
     for _, members in groups.groupby(strata, sort=True):
@@ -43,11 +55,11 @@ def make_split(manifest: pd.DataFrame, cfg: DataConfig, seed: int) -> pd.Series:
     return manifest["sha256"].map(assignment)
 
 
-def split_counts(manifest: pd.DataFrame, split: pd.Series, cfg: DataConfig) -> dict:
-    """Images per split, overall and by age bin, gender and ethnicity."""
-    frame = manifest.assign(split=split.values, age_bin=age_bin(manifest["age"], cfg.age_bins))
+def split_counts(manifest: pd.DataFrame, split: pd.Series, cfg: DataConfig, attributes: list[str] | None = None) -> dict:
+    """Images per split, overall and by age bin (or age group) and each attribute (default: gender, ethnicity)."""
+    frame = strata_columns(manifest, cfg, attributes).assign(split=split.values)
     out = {"total": frame["split"].value_counts().reindex(SPLITS, fill_value=0).to_dict()}
-    for col in ("age_bin", "gender", "ethnicity"):
+    for col in frame.columns.drop("split"):
         table = pd.crosstab(frame[col], frame["split"]).reindex(columns=SPLITS, fill_value=0)
         out[col] = {str(k): {s: int(v) for s, v in row.items()} for k, row in table.iterrows()}
     return out
@@ -58,7 +70,8 @@ def split_paths(work_dir: Path, seed: int) -> tuple[Path, Path]:
 
 
 def load_or_make_split(manifest: pd.DataFrame, data_hash: str, cfg: DataConfig, work_dir: Path,
-                       seed: int | None = None, resplit: bool = False) -> tuple[pd.DataFrame, dict]:
+                       seed: int | None = None, resplit: bool = False,
+                       attributes: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """The manifest with a ``split`` column, and the split's metadata.
 
     Reuses ``work_dir/split-seed{seed}.csv`` when it was made for this data and these fractions;
@@ -85,16 +98,16 @@ def load_or_make_split(manifest: pd.DataFrame, data_hash: str, cfg: DataConfig, 
             raise AgefairError(f"{csv_path} does not cover every kept file; pass --resplit to make a new split")
         return merged, meta
 
-    split = make_split(manifest, cfg, seed)
+    split = make_split(manifest, cfg, seed, attributes)
     out = manifest.assign(split=split.values)
     meta = {
         "seed": seed,
         "fractions": fractions,
         "age_bins": list(cfg.age_bins),
-        "stratified_by": ["age_bin", "gender", "ethnicity"],
+        "stratified_by": list(strata_columns(manifest.head(0), cfg, attributes).columns),
         "grouped_by": "sha256",
         "manifest_hash": data_hash,
-        "counts": split_counts(manifest, split, cfg),
+        "counts": split_counts(manifest, split, cfg, attributes),
     }
     with atomic_path(csv_path) as tmp:
         out[["file", "sha256", "split"]].to_csv(tmp, index=False)
@@ -106,7 +119,7 @@ def counts_text(meta: dict) -> str:
     """Split counts as a small text table."""
     c = meta["counts"]
     lines = [f"Split (seed {meta['seed']}): " + ", ".join(f"{s} {c['total'][s]}" for s in SPLITS)]
-    for col in ("age_bin", "gender", "ethnicity"):
+    for col in [k for k in c if k != "total"]:
         lines.append(f"  {col:<10} " + "".join(f"{s:>8}" for s in SPLITS))
         for k, row in c[col].items():
             lines.append(f"  {k:<10} " + "".join(f"{row[s]:>8}" for s in SPLITS))
