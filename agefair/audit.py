@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from agefair import __version__
 from agefair.cli_common import add_data_args, prepare_from_args
@@ -31,7 +32,8 @@ from agefair.engine import make_runtime
 from agefair.errors import AgefairError, run_cli
 from agefair.io_utils import atomic_path, write_json_atomic
 from agefair.metrics import GROUPINGS, AuditSettings, audit_variant, shot_labels
-from agefair.predictions import find_variants, predict_variant, split_rows
+from agefair.predictions import find_variants, note_unfinished, predict_variant, split_rows
+from agefair.provenance import git_dirty, reproduce_command
 from agefair.summary import by_age, leaderboard, nan_to_none, verdict
 from agefair.thresholds import judge, not_applicable, table_text
 
@@ -191,8 +193,13 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: 
         "provenance": {
             "data_dir": str(prepared.source or prepared.data_dir), "manifest_hash": prepared.data_hash,
             "split_seed": prepared.split_meta["seed"], "split": split, "thresholds_file": thresholds_file,
-            "audit_settings": fair.model_dump(mode="json"), "git_commit": git_commit(), "versions": versions(),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "audit_settings": fair.model_dump(mode="json"), "git_commit": git_commit(), "git_dirty": git_dirty(),
+            "versions": versions(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "reproduce": reproduce_command(runs_dir, prepared.source or prepared.data_dir, prepared.split_meta["seed"],
+                                           split, thresholds_file, variants, external),
+            "device": str(rt.device) if rt else None, "precision": rt.precision_name if rt else None,
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "data_config": data_cfg.model_dump(mode="json"),
         },
     }
     if gallery_note:
@@ -254,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: test; all (every image) for a labels CSV that no audited variant was trained on")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM galleries")
+    p.add_argument("--robustness", action="store_true",
+                   help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
     add_data_args(p)
     args = p.parse_args(argv)
 
@@ -266,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         if not runs_dir.is_dir():
             raise AgefairError(f"runs folder {runs_dir} does not exist; train first: python -m agefair.train --variant all")
         found = find_variants(runs_dir)
+        if not args.variant:
+            note_unfinished(runs_dir)
         variants = args.variant or found
         missing = [v for v in variants if v not in found]
         if missing:
@@ -288,9 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(out / "summary.json", summary)
     with atomic_path(out / "predictions.csv") as tmp:
         preds.drop(columns=["row"]).to_csv(tmp, index=False)
+    from agefair import robustness
     from agefair.report import render_report
 
-    render_report(summary, galleries, out / "report.html")
+    rob = None
+    if args.robustness:
+        if not variants:
+            raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
+        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, args.split, args.device,
+                                        not args.quiet, thresholds_file=summary["provenance"]["thresholds_file"])
+        robustness.print_result(rob, *robustness.write_outputs(rob, out))
+    render_report(summary, galleries, out / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
 
     d = summary["dataset"]
     print(f"audited on {d['name']} ({d['path']}), {d['split']} split, {d['images_in_split']} images, "
@@ -307,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         print(table_text(summary["thresholds"], only_failed=True))
         return 1
     print(f"all {len(summary['thresholds'])} threshold checks passed")
+    if rob is not None and not rob["passed"]:
+        print(f"robustness thresholds FAILED: {sum(not r['passed'] for r in rob['thresholds'])} of "
+              f"{len(rob['thresholds'])} (listed above)")
+        return 1
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,38 @@ from agefair.model import AgeModel, create_model
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: a crash leaves the old file intact."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Write to a temporary file beside ``path``, then rename: a crash leaves the old file intact.
+
+    A failed write (disk full, no permission) is a one-line AgefairError; ``path`` is left as it was.
+    """
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError("...unexpected pos...")
+        if isinstance(exc, OSError) and exc.strerror:
+            why = exc.strerror
+        else:
+            try:
+                free = shutil.disk_usage(path.parent).free
+            except OSError:
+                free = -1
+            need = _tensor_bytes(obj)
+            why = (f"no space left on the disk ({need / 1e6:.1f} MB to write, {free / 1e6:.1f} MB free)"
+                   if 0 <= free < need + (1 << 20) else f"write failed ({str(exc).splitlines()[0][:120]})")
+        kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
+        raise AgefairError(f"{path}: cannot save the checkpoint: {why}; {kept}") from None
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested dict/list (about a checkpoint's size on disk)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -59,6 +59,21 @@ def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndar
     return pd.DataFrame(out)
 
 
+def unfinished_runs(runs_dir: Path) -> list[str]:
+    """Sub-folders of ``runs_dir`` that hold a run's files (last.pt, config.yaml, history.csv) but no model.pt."""
+    return sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and not (p / "model.pt").exists()
+                  and any((p / f).exists() for f in ("last.pt", "config.yaml", "history.csv")))
+
+
+def note_unfinished(runs_dir: Path) -> None:
+    """Name each unfinished run on stderr: it is left out, not silently dropped."""
+    import sys
+
+    for name in unfinished_runs(runs_dir):
+        print(f"agefair: note: {runs_dir / name} has no model.pt (training unfinished or failed): left out",
+              file=sys.stderr)
+
+
 def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data_cfg: DataConfig, split: str,
                     rt: Runtime, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Predictions on ``split`` (``row`` indexes the manifest) and the checkpoint's fields.

@@ -726,7 +726,10 @@ def provenance_context(summary: dict, variants: list[str]) -> dict:
         "fields": [(label, fmt_text(p.get(k))) for k, label in (
             ("data_dir", "data folder"), ("manifest_hash", "manifest hash"), ("split_seed", "split seed"),
             ("split", "audited split"), ("thresholds_file", "thresholds file"), ("git_commit", "git commit"),
-            ("command", "command")) if k in p],
+            ("git_dirty", "uncommitted changes"), ("device", "device"), ("precision", "precision"),
+            ("torch_threads", "torch threads"), ("platform", "platform"), ("command", "command"),
+            ("reproduce", "to reproduce")) if k in p],
+        "data_config": as_yaml(p["data_config"]) if isinstance(p.get("data_config"), dict) else "",
         "settings": [(k.replace("_", " "), fmt_text(x)) for k, x in settings.items() if k != "rules"],
         "rules": [{"metric": fmt_text(r.get("metric")), "grouping": fmt_text(r.get("grouping")),
                    "statistic": fmt_text(r.get("statistic")),
@@ -791,8 +794,10 @@ def _environment() -> Environment:
     return env
 
 
-def build_context(summary: dict, galleries: Any) -> dict:
-    """Everything the template shows, from the summary (missing parts tolerated)."""
+def build_context(summary: dict, galleries: Any, robustness: Any = None) -> dict:
+    """Everything the template shows, from the summary (missing parts tolerated) and robustness.json's data."""
+    from agefair import robustness_report
+
     summary = _d(summary)
     variants = _variants(summary)
     checks = [r for r in _l(summary.get("thresholds")) if isinstance(r, dict)]
@@ -810,7 +815,8 @@ def build_context(summary: dict, galleries: Any) -> dict:
     n_test = num(_d(_d(first.get("overall")).get("n")).get("value"))
     provenance = _d(summary.get("provenance"))
     return {
-        "sections": SECTIONS,
+        "sections": robustness_report.with_section(SECTIONS, robustness),
+        "robustness": robustness_report.context(robustness, summary),
         "plotly_js": Markup(get_plotlyjs()),
         "generated": fmt_text(summary.get("generated")),
         "split": fmt_text(summary.get("split")),
@@ -848,14 +854,15 @@ def build_context(summary: dict, galleries: Any) -> dict:
     }
 
 
-def render_html(summary: dict, galleries: dict | None = None) -> str:
+def render_html(summary: dict, galleries: dict | None = None, robustness: dict | None = None) -> str:
     """The report page as a string."""
-    return _environment().get_template("report.html").render(**build_context(summary, galleries or {}))
+    return _environment().get_template("report.html").render(**build_context(summary, galleries or {}, robustness))
 
 
-def render_report(summary: dict, galleries: dict | None, path: str | Path) -> None:
-    """Write the self-contained HTML report of ``summary`` (and Grad-CAM ``galleries``, may be {}) to ``path``."""
-    write_text_atomic(Path(path), render_html(summary, galleries))
+def render_report(summary: dict, galleries: dict | None, path: str | Path, robustness: dict | None = None) -> None:
+    """Write the self-contained HTML report of ``summary`` (and Grad-CAM ``galleries``, may be {}; the
+    robustness section when ``robustness``, robustness.json's content, is given) to ``path``."""
+    write_text_atomic(Path(path), render_html(summary, galleries, robustness))
 
 
 def chart_ids(page: str) -> list[str]:

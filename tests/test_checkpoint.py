@@ -165,9 +165,10 @@ def test_save_is_atomic_when_the_disk_fills(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", disk_full)
     newer = small_checkpoint()
     newer["epoch"] = 2
-    with pytest.raises(OSError) as exc:
+    with pytest.raises(AgefairError) as exc:
         save_checkpoint(newer, path)
-    assert exc.value.errno == errno.ENOSPC
+    message = assert_one_line_error(exc, path)
+    assert os.strerror(errno.ENOSPC) in message and "previous last.pt is unchanged" in message
     monkeypatch.undo()
 
     assert path.read_bytes() == before

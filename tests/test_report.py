@@ -100,6 +100,46 @@ def synthetic_summary(variants: dict[str, tuple[float, float]] = VARIANTS, rules
     }
 
 
+def synthetic_robustness(variants: dict[str, tuple[float, float]] = VARIANTS, summary: dict | None = None) -> dict:
+    """robustness.json's structure from agefair.robustness.evaluate / judge_rules / worst_gaps on made-up
+    predictions: each corruption adds error that grows with severity, more for one ethnicity."""
+    from agefair.config import RobustnessRule
+    from agefair.robustness import CLEAN, conditions, evaluate, judge_rules, worst_gaps
+
+    conds = conditions(["darker", "gaussian_blur", "occlude_eyes"], [1, 3, 5])
+    preds, base = {}, None
+    for v, (bias, sd) in variants.items():
+        p = synthetic_predictions(v, bias, sd)
+        base = p[["age", "ethnicity", "gender", "age_bin"]]
+        rng = np.random.default_rng(zlib.crc32(v.encode()) + 1)
+        extra = np.where(p["ethnicity"] == "Black", 2.0, 1.0)
+        preds[v] = {CLEAN: p["pred"].to_numpy()} | {
+            (c, s): p["pred"].to_numpy() + s * extra * np.abs(rng.normal(0, 1 + k, len(p)))
+            for k, (c, s) in enumerate(conds[1:])}
+    results = evaluate(base, preds, conds, SETTINGS, ["ethnicity", "gender", "age_bin"])
+    sha = {v: _d(_d(_d(summary).get("variants")).get(v)).get("training", {}).get("checkpoint_sha256", "ab" * 32)
+           for v in variants} if summary else {v: "ab" * 32 for v in variants}
+    for v in results:
+        results[v] = {"checkpoint": f"runs/{v}/model.pt", "checkpoint_sha256": sha[v], "image_size": 48} | results[v]
+    rules = [RobustnessRule(metric="mae_increase", max=3.0, max_severity=3),
+             RobustnessRule(metric="group_gap", grouping="ethnicity", max=100.0, judge="ci_lower")]
+    checks = judge_rules(rules, results)
+    return nan_to_none({
+        "generated": "2026-01-02T03:04:05+00:00", "split": "test", "n_images": len(base), "limit": None,
+        "severities": [1, 3, 5], "groupings": ["ethnicity", "gender", "age_bin"],
+        "corruptions": {c: {"title": c.replace("_", " "), "unit": "u", "params": [1, 2, 3, 4, 5]}
+                        for c in ("darker", "gaussian_blur", "occlude_eyes")},
+        "variants": results, "largest_gaps": worst_gaps(results, k=10), "thresholds": checks,
+        "passed": all(r["passed"] for r in checks), "timings": {"seconds": 12.5},
+        "provenance": {"corruption_seed": 0, "settings": {"min_group_size": SETTINGS.min_group_size},
+                       "command": "robustness --severities 1 3 5"},
+    })
+
+
+def _d(x):
+    return x if isinstance(x, dict) else {}
+
+
 def png_data_uri(color=(200, 80, 40), size=(12, 14)) -> str:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
@@ -285,6 +325,22 @@ def test_unknown_and_missing_keys(summary):
         assert f"<h2>{title}</h2>" in empty
     assert "No variant in the summary." in empty
     assert chart_ids(empty) == []
+
+
+def test_robustness_section(summary):
+    rob = synthetic_robustness(summary=summary)
+    page = render_html(summary, fake_galleries(), rob)
+    assert page.find("<h2>Disparities between groups</h2>") < page.find("<h2>Robustness under image corruptions</h2>") \
+        < page.find("<h2>Grad-CAM galleries of the worst errors</h2>")
+    assert 'href="#robustness"' in page and "chart-robustness" in chart_ids(page)
+    assert "Largest group gap under corruption" in page and "occlude eyes, severity 5" in page
+    failed = sum(not r["passed"] for r in rob["thresholds"])
+    assert 0 < failed < len(rob["thresholds"])
+    assert f"{failed} of {len(rob['thresholds'])} robustness checks failed" in page
+    assert EVIL not in page  # variant names escaped here too
+    assert "changed since the robustness run" not in page
+    without = render_html(summary, fake_galleries())
+    assert "Robustness under image corruptions" not in without and 'href="#robustness"' not in without
 
 
 def test_template_is_packaged():

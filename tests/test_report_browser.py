@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from agefair.report import chart_ids, render_report
-from test_report import fake_galleries, synthetic_summary
+from test_report import fake_galleries, synthetic_robustness, synthetic_summary
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROMIUM = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
@@ -111,7 +111,8 @@ def rendered(tmp_path_factory):
     """The synthetic report, rendered, opened in Chromium: (html path, source, DOM, stderr, screenshot)."""
     root = tmp_path_factory.mktemp("browser")
     path = root / "report.html"
-    render_report(synthetic_summary(), fake_galleries(), path)
+    summary = synthetic_summary()
+    render_report(summary, fake_galleries(), path, synthetic_robustness(summary=summary))
     shot = root / "report.png"
     dom, stderr = run_chromium(path, root / "profile", screenshot=shot)
     return path, path.read_text(encoding="utf-8"), dom, stderr, shot
