@@ -306,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.robustness:
         if not variants:
             raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
-        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, args.split, args.device,
-                                        not args.quiet, thresholds_file=summary["provenance"]["thresholds_file"])
+        prov = summary["provenance"]
+        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov["split"], args.device,
+                                        not args.quiet, thresholds_file=prov["thresholds_file"])
         robustness.print_result(rob, *robustness.write_outputs(rob, out))
     render_report(summary, galleries, out / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
 
