@@ -34,11 +34,17 @@ def _check_faces(faces: np.ndarray, size: int) -> np.ndarray:
 
 
 class TorchEstimator:
-    """A checkpoint's model on the best local device (agefair.engine.make_runtime("auto"))."""
+    """A checkpoint's model on the best local device (agefair.engine.make_runtime("auto")).
 
-    def __init__(self, checkpoint: str | Path):
+    ``threads`` sets torch's intra-op CPU threads, for the whole process (torch has no per-model setting).
+    """
+
+    def __init__(self, checkpoint: str | Path, threads: int | None = None):
         from agefair.checkpoint import model_from_checkpoint
         from agefair.engine import make_runtime
+
+        if threads:
+            torch.set_num_threads(threads)
 
         model, cfg, _ = model_from_checkpoint(checkpoint)
         self.size = cfg.model.image_size
@@ -60,9 +66,10 @@ class TorchEstimator:
 
 
 class OnnxEstimator:
-    """An ONNX model written by ``python -m agefair.export``, run with onnxruntime."""
+    """An ONNX model written by ``python -m agefair.export``, run with onnxruntime (``threads``:
+    its intra-op threads; default: one per physical core)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         path = Path(path)
         if not path.is_file():
             raise AgefairError(f"{path}: ONNX model not found")
@@ -72,6 +79,8 @@ class OnnxEstimator:
             raise AgefairError(f"running {path} needs onnxruntime (pip install onnxruntime): {exc}") from None
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: no warnings on stderr
+        if threads:
+            opts.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts,
                                                 providers=ort.get_available_providers())
@@ -100,9 +109,9 @@ class OnnxEstimator:
         return np.asarray(ages, dtype=np.float32).reshape(len(faces))
 
 
-def load_estimator(path: str | Path) -> AgeEstimator:
-    """An ONNX model for ``*.onnx``, else a torch checkpoint."""
+def load_estimator(path: str | Path, threads: int | None = None) -> AgeEstimator:
+    """An ONNX model for ``*.onnx``, else a torch checkpoint; ``threads``: CPU threads it may use."""
     path = Path(path)
     if path.suffix.lower() == ONNX_SUFFIX:
-        return OnnxEstimator(path)
-    return TorchEstimator(path)
+        return OnnxEstimator(path, threads)
+    return TorchEstimator(path, threads)

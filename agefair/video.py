@@ -39,6 +39,10 @@ from agefair.tracking import TRACKERS, FlowMotion, MilMotion, Track, associate, 
 STAGES = ("decode", "track", "detect", "age", "draw", "write")
 OUT_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}  # the codecs opencv-python's FFmpeg build can write
 MIN_BOX_SIDE = 8  # px: a tracked box smaller than this (e.g. clipped at the frame edge) is lost
+# The age model's CPU threads. Measured with benchmarks/video.py while another process kept one of
+# the two cores busy: torch with 2 threads took ~470 ms per ResNet-18@48 call of one face (27 FPS),
+# with 1 thread ~12 ms (182 FPS); on an idle CPU 2 threads gave 205 FPS.
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -400,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"re-estimate each face's age every M frames (default: {d.age_every})")
     p.add_argument("--smooth", type=int, default=d.smooth, metavar="N",
                    help=f"show the median of each face's last N age estimates (default: {d.smooth})")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                   help=f"CPU threads of the age model (torch or onnxruntime) (default: {DEFAULT_THREADS}: its "
+                        f"batches are one or two faces, and on a CPU shared with other work torch's multi-threaded "
+                        f"ops stall when a core is taken; see README)")
     p.add_argument("--tracker", choices=TRACKERS, default=d.tracker,
                    help="how boxes follow faces between detections: flow (optical flow, default), mil (OpenCV's "
                         "TrackerMIL, slow), none (boxes move only at detections)")
@@ -427,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             from agefair.predict import pick_best_run
 
             model_path, why = pick_best_run(Path(args.runs))
-        estimator = load_estimator(model_path)
+        estimator = load_estimator(model_path, threads=positive("--threads", args.threads))
     except BaseException:
         opened[0].release()
         raise

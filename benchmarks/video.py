@@ -42,7 +42,7 @@ from agefair.estimator import load_estimator  # noqa: E402
 from agefair.faces import chip_region, detect_faces  # noqa: E402
 from agefair.images import ImageReadError, open_rgb  # noqa: E402
 from agefair.tracking import TRACKERS, iou  # noqa: E402
-from agefair.video import VideoSettings, process_video, stage_report  # noqa: E402
+from agefair.video import DEFAULT_THREADS, VideoSettings, process_video, stage_report  # noqa: E402
 
 W, H, FPS = 640, 480, 30.0
 DEFAULT_DATA = "../shared/datasets/utkface/images"
@@ -154,10 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect-width", type=int, default=d.detect_width)
     p.add_argument("--age-every", type=int, default=d.age_every)
     p.add_argument("--out", metavar="FILE", help="also write the annotated video (adds the write stage)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads (default: torch's, the CPU count)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                   help=f"the age model's CPU threads (default: {DEFAULT_THREADS}, as python -m agefair.video)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.frames < 2:
         raise AgefairError("--frames must be at least 2")
 
@@ -180,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             onnx_path = tmp / (model.stem + ".onnx")
             export_main(["--model", str(model), "--onnx", str(onnx_path)])
             model = onnx_path
-        estimator = load_estimator(model)
+        estimator = load_estimator(model, threads=args.threads)
         label = f"randomly initialised {estimator.description}" if args.random else estimator.description
-        print(f"model: {model} ({label}); torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+        print(f"model: {model} ({label}); age model threads {args.threads}, {os.cpu_count()} CPUs, "
               f"OpenCV threads {cv2.getNumThreads()}")
         print(f"settings: tracker {settings.tracker}, detect every {settings.detect_every} frames at width "
               f"{settings.detect_width}, age every {settings.age_every} frames, median of {settings.smooth}")

@@ -33,6 +33,14 @@ FPS_LINE = re.compile(r"agefair: (\d+) frames \((\d+)x(\d+)\) in [\d.]+ s: ([\d.
 AGE_LINE = re.compile(r"age model: (\d+) batched calls for (\d+) faces, over (\d+) face-frames")
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """The video CLI sets torch's (process-wide) thread count: restore it for the other tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     cfg = TrainConfig(model=ModelConfig(backbone="resnet18", image_size=SIZE, pretrained="none"))
@@ -110,6 +118,7 @@ def test_video_cli_tracks_a_face_and_writes_the_annotated_clip(face_clip, checkp
                              "--detect-every", "5", "--age-every", "10"], capsys)
     assert code == 0, err
     assert f"model {checkpoint} (given with --model; resnet18@32, torch" in err
+    assert torch.get_num_threads() == 1  # --threads default
     m = FPS_LINE.search(stdout)
     assert m, stdout
     assert (int(m[1]), int(m[2]), int(m[3])) == (30, W, H) and float(m[4]) > 0
