@@ -5,7 +5,8 @@ UTKFace's are predicted whole; in other pictures faces are detected (face_recogn
 detector), each is cropped with UTKFace's measured framing (agefair.faces) and resized to the
 model's input size. One row per face: file, face index, box (left,top,right,bottom, or "whole
 image" for crops), predicted age; files with no face or that cannot be read get one row saying so.
-Boxes are pixels of the upright picture (after its EXIF orientation is applied).
+Boxes are pixels of the upright picture (after its EXIF orientation is applied). ``--model`` takes
+a checkpoint (.pt, run with torch) or an ONNX model written by agefair.export (.onnx, onnxruntime).
 
 Exit code 0 when at least one file was read, 2 when none could be (or on bad usage or model).
 """
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from agefair.checkpoint import load_checkpoint, model_from_checkpoint
+from agefair.checkpoint import load_checkpoint
+from agefair.estimator import load_estimator
 from agefair.errors import AgefairError, run_cli
 from agefair.faces import DETECTORS, crop_verdict, detect_faces, utk_crop
 from agefair.images import ImageReadError, open_rgb
@@ -130,17 +131,11 @@ def pick_best_run(runs_dir: Path) -> tuple[Path, str]:
 
 
 class Predictor:
-    """Batches face crops and predicts their ages with the checkpoint's model."""
+    """Batches face crops and predicts their ages with a checkpoint or an exported ONNX model."""
 
-    def __init__(self, checkpoint: Path, batch: int):
-        from agefair.engine import make_runtime
-
-        self.model, cfg, _ = model_from_checkpoint(checkpoint)
-        self.size = cfg.model.image_size
-        self.rt = make_runtime("auto")
-        self.model = self.model.to(self.rt.device)
-        if self.rt.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+    def __init__(self, model_path: Path, batch: int):
+        self.estimator = load_estimator(model_path)
+        self.size = self.estimator.size
         self.batch = batch
         self.pending: list[tuple[Row, np.ndarray]] = []
 
@@ -149,14 +144,10 @@ class Predictor:
         if len(self.pending) >= self.batch:
             self.flush()
 
-    @torch.no_grad()
     def flush(self) -> None:
         if not self.pending:
             return
-        faces = torch.from_numpy(np.stack([f for _, f in self.pending])).permute(0, 3, 1, 2)
-        x = self.rt.to_device(faces)
-        with self.rt.autocast():
-            ages = self.model.predict(x).float().cpu().numpy()
+        ages = self.estimator.predict(np.stack([f for _, f in self.pending]))
         for (row, _), age in zip(self.pending, ages):
             row.age = float(age)
         self.pending = []
@@ -205,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m agefair.predict",
                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("paths", nargs="+", metavar="PATH", help="images, or folders searched recursively for images")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the run in --runs with the lowest validation MAE)")
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (.pt) or ONNX model from agefair.export (.onnx, run with onnxruntime) "
+                                                      "(default: the run in --runs with the lowest validation MAE)")
     p.add_argument("--runs", default="runs", metavar="DIR", help="where to look for runs/*/model.pt (default: runs)")
     p.add_argument("--detect", choices=("auto", "always", "never"), default="auto",
                    help="auto: square face crops like UTKFace's are used whole, faces are detected in other "

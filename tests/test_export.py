@@ -1,0 +1,114 @@
+"""ONNX export (``python -m agefair.export``) and the onnxruntime path of ``agefair.predict``.
+
+Tiny random resnet18 models at 32 px, one per head, saved like agefair.train saves them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from agefair.checkpoint import save_checkpoint
+from agefair.config import ModelConfig, TrainConfig
+from agefair.errors import run_cli
+from agefair.estimator import OnnxEstimator, TorchEstimator, load_estimator
+from agefair.export import PARITY_TOLERANCE
+from agefair.export import main as export_main
+from agefair.model import create_model
+from agefair.predict import main as predict_main
+from conftest import make_utk_folder
+
+SIZE = 32
+
+
+def write_checkpoint(path: Path, head: str) -> Path:
+    cfg = TrainConfig(model=ModelConfig(backbone="resnet18", image_size=SIZE, head=head, pretrained="none"))
+    torch.manual_seed(0)
+    model = create_model(cfg.model)
+    if head == "regression":  # the regression head starts at a constant 33: give it a slope
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+    save_checkpoint({"model": model.state_dict(), "config": cfg.model_dump(mode="json"), "meta": {},
+                     "val_mae": 9.0}, path)
+    return path
+
+
+def run(main, argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+@pytest.fixture(scope="module", params=["expectation", "regression"])
+def exported(request, tmp_path_factory) -> tuple[Path, Path, str]:
+    """(checkpoint, its ONNX export, head), exported through the CLI."""
+    folder = tmp_path_factory.mktemp(f"export-{request.param}")
+    ckpt = write_checkpoint(folder / "model.pt", request.param)
+    onnx_path = folder / "model.onnx"
+    with pytest.raises(SystemExit) as exc:
+        run_cli(export_main, ["--model", str(ckpt), "--onnx", str(onnx_path)])
+    assert exc.value.code == 0
+    return ckpt, onnx_path, request.param
+
+
+def test_onnx_matches_torch_on_a_batch(exported):
+    ckpt, onnx_path, head = exported
+    proto = onnx.load(str(onnx_path))
+    onnx.checker.check_model(proto)
+    (inp,) = proto.graph.input
+    dims = inp.type.tensor_type.shape.dim
+    assert inp.name == "image" and dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, SIZE, SIZE]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["agefair.backbone"] == "resnet18" and meta["agefair.head"] == head
+    assert meta["agefair.image_size"] == str(SIZE)
+    assert not list(onnx_path.parent.glob("*.data")) and not list(onnx_path.parent.glob(".*.tmp*"))
+
+    torch_est, onnx_est = TorchEstimator(ckpt), load_estimator(onnx_path)
+    assert isinstance(onnx_est, OnnxEstimator) and onnx_est.size == SIZE
+    rng = np.random.default_rng(0)
+    for n in (7, 2, 1):  # the batch axis is dynamic
+        faces = rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+        expected, got = torch_est.predict(faces), onnx_est.predict(faces)
+        assert got.shape == (n,) and got.dtype == np.float32
+        assert np.abs(got - expected).max() <= PARITY_TOLERANCE, (got, expected)
+    faces = rng.integers(0, 256, (8, SIZE, SIZE, 3), dtype=np.uint8)
+    assert np.ptp(torch_est.predict(faces)) > 0.1  # the ages differ per face: the comparison means something
+
+
+def test_predict_with_onnx_gives_the_same_rows(exported, tmp_path, capsys):
+    ckpt, onnx_path, _ = exported
+    folder = tmp_path / "crops"
+    make_utk_folder(folder, n=6, seed=5)
+    results = {}
+    for model in (ckpt, onnx_path):
+        code, out, err = run(predict_main, [str(folder), "--model", str(model), "--detect", "never",
+                                            "--format", "json"], capsys)
+        assert code == 0, err
+        results[model.suffix] = json.loads(out)
+    pt, ox = results[".pt"], results[".onnx"]
+    assert len(pt) == len(ox) == 6
+    for a, b in zip(pt, ox):
+        assert (a["file"], a["face"], a["box"], a["status"]) == (b["file"], b["face"], b["box"], b["status"])
+        assert abs(a["age"] - b["age"]) <= 0.1 + 1e-9  # printed to 0.1 year: equal, or one rounding step apart
+    assert len({r["age"] for r in pt}) > 1
+
+
+def test_export_and_onnx_errors_are_one_line(tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "m.pt", "expectation")
+    for argv in (["--model", str(ckpt), "--onnx", str(tmp_path / "m.txt")],
+                 ["--model", str(tmp_path / "missing.pt"), "--onnx", str(tmp_path / "m.onnx")]):
+        code, out, err = run(export_main, argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("agefair: error:"), err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    face = tmp_path / "crops"
+    make_utk_folder(face, n=1)
+    for model in (bad, tmp_path / "missing.onnx"):
+        code, out, err = run(predict_main, [str(face), "--model", str(model), "--detect", "never"], capsys)
+        assert code == 2 and out == "", err
+        assert len(err.strip().splitlines()) == 1 and err.startswith(f"agefair: error: {model}:"), err
