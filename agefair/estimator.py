@@ -81,9 +81,11 @@ class OnnxEstimator:
         opts.log_severity_level = 3  # errors only: no warnings on stderr
         if threads:
             opts.intra_op_num_threads = threads
+        # CUDA where this onnxruntime build has it, else the CPU (not e.g. the Azure remote provider
+        # that the PyPI wheel lists first)
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts,
-                                                providers=ort.get_available_providers())
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise AgefairError(f"{path}: not a loadable ONNX model ({first})") from None

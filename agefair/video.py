@@ -39,9 +39,10 @@ from agefair.tracking import TRACKERS, FlowMotion, MilMotion, Track, associate, 
 STAGES = ("decode", "track", "detect", "age", "draw", "write")
 OUT_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}  # the codecs opencv-python's FFmpeg build can write
 MIN_BOX_SIDE = 8  # px: a tracked box smaller than this (e.g. clipped at the frame edge) is lost
-# The age model's CPU threads. Measured with benchmarks/video.py while another process kept one of
-# the two cores busy: torch with 2 threads took ~470 ms per ResNet-18@48 call of one face (27 FPS),
-# with 1 thread ~12 ms (182 FPS); on an idle CPU 2 threads gave 205 FPS.
+# The age model's CPU threads. Its batches are one or two faces, so a second thread gains little,
+# and torch's 2-thread ops stall when another process holds a core: measured with
+# benchmarks/video.py (ResNet-18@48, one face) while a busy loop and another job ran, 80 FPS with
+# 1 thread and 28 FPS with 2 (an age call took ~400 ms instead of ~30 ms).
 DEFAULT_THREADS = 1
 
 
@@ -343,6 +344,8 @@ def process_video(source: str, estimator: AgeEstimator, settings: VideoSettings 
             bar.close()
             if writer is not None:
                 writer.release()
+    except OSError as exc:  # the output's folder cannot be made, or the temporary file renamed
+        raise AgefairError(f"{out}: cannot write: {exc.strerror or exc}") from None
     finally:
         cap.release()
     return VideoResult(n, seconds, (w, h), pipeline, frame_seconds, interrupted)

@@ -200,10 +200,17 @@ def test_bad_source_is_one_line_exit_2(make_source, tmp_path, checkpoint, capfd)
 
 def test_bad_options_are_one_line_exit_2(face_clip, checkpoint, tmp_path, capsys):
     clip, _ = face_clip
+    (tmp_path / "file").write_text("a file, not a folder")
     for extra in (["--out", str(tmp_path / "a.txt")], ["--detect-every", "0"], ["--max-frames", "0"],
-                  ["--model", str(tmp_path / "nope.pt")]):
+                  ["--model", str(tmp_path / "nope.pt")], ["--threads", "0"]):
         code, out, err = run([str(clip), "--model", str(checkpoint), *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("agefair: error:"), (extra, err)
+    # an output folder that cannot be made: found when writing starts, after the model line
+    target = tmp_path / "file" / "out.mp4"
+    code, out, err = run([str(clip), "--model", str(checkpoint), "--out", str(target), "--max-frames", "2"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"agefair: error: {target}: cannot write")
+    assert not target.parent.is_dir()
 
 
 # --------------------------------------------------------------------------- tracking pieces
