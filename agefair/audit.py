@@ -118,6 +118,16 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: 
     where = f"{prepared.name} ({split} split, {len(rows_in_split)} images)"
     preds, infos, audits, timings, entries = [], {}, {}, {}, {}
     rt = make_runtime(device, "auto", True) if variants else None
+
+    def audit_predictions(pred: pd.DataFrame) -> dict:
+        """Grouped metrics of one model's predictions (adds the shot column to ``pred`` when it applies)."""
+        if train_ages is not None:
+            pred["shot"] = shot_labels(pred["age"].to_numpy(), train_ages, fair.many_shot, fair.few_shot)
+        audit = audit_variant(pred, settings, groupings)
+        if prepared.labels == "exact":
+            audit["by_age"] = by_age(pred)
+        return audit
+
     for v in variants:
         t0 = time.perf_counter()
         pred, info = predict_variant(v, runs_dir / v / "model.pt", prepared, data_cfg, split, rt, progress)
@@ -125,11 +135,7 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: 
             raise AgefairError(f"{runs_dir / v / 'model.pt'}: no image of {where} could be read as a face "
                                f"({info.get('faces')})")
         t1 = time.perf_counter()
-        if train_ages is not None:
-            pred["shot"] = shot_labels(pred["age"].to_numpy(), train_ages, fair.many_shot, fair.few_shot)
-        audits[v] = audit_variant(pred, settings, groupings)
-        if prepared.labels == "exact":
-            audits[v]["by_age"] = by_age(pred)
+        audits[v] = audit_predictions(pred)
         infos[v] = info
         preds.append(pred)
         timings[v] = {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
@@ -143,11 +149,7 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: 
         t0 = time.perf_counter()
         pred, matching = load_external(path, name, prepared, data_cfg, split)
         t1 = time.perf_counter()
-        if train_ages is not None:
-            pred["shot"] = shot_labels(pred["age"].to_numpy(), train_ages, fair.many_shot, fair.few_shot)
-        audits[name] = audit_variant(pred, settings, groupings)
-        if prepared.labels == "exact":
-            audits[name]["by_age"] = by_age(pred)
+        audits[name] = audit_predictions(pred)
         preds.append(pred)
         timings[name] = {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
         entries[name] = {"source": "external", "evaluated_on": where, "trained_on": "unknown (external model)",

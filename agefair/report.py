@@ -456,8 +456,7 @@ def interval_leaderboard_rows(board: list[dict]) -> list[dict]:
     flags = {k: _best_flags(board, f, b) for k, (f, b) in cols.items()} if len(board) > 1 else {}
     out = []
     for i, r in enumerate(board):
-        passed, total = num(r.get("rules_passed")), num(r.get("rules"))
-        status = "none" if not total else "pass" if passed == total else "fail" if not passed else "partial"
+        passed, total, status = rules_status(r)
         out.append({
             "variant": fmt_text(r.get("variant")), "n": fmt_int(r.get("n")),
             "in_group": fmt_pct(r.get("in_group")), "in_group_ci": fmt_ci(r.get("in_group_ci"), 1, pct=True),
@@ -470,6 +469,13 @@ def interval_leaderboard_rows(board: list[dict]) -> list[dict]:
             "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
         })
     return out
+
+
+def rules_status(row: dict) -> tuple:
+    """(rules passed, rules checked, none | pass | partial | fail) of a leaderboard row."""
+    passed, total = num(row.get("rules_passed")), num(row.get("rules"))
+    status = "none" if not total else "pass" if passed == total else "fail" if not passed else "partial"
+    return passed, total, status
 
 
 def leaderboard_rows(summary: dict) -> list[dict]:
@@ -490,8 +496,7 @@ def leaderboard_rows(summary: dict) -> list[dict]:
     flags = {k: _best_flags(board, f, b) for k, (f, b) in cols.items()} if len(board) > 1 else {}
     out = []
     for i, r in enumerate(board):
-        passed, total = num(r.get("rules_passed")), num(r.get("rules"))
-        status = "none" if not total else "pass" if passed == total else "fail" if not passed else "partial"
+        passed, total, status = rules_status(r)
         out.append({
             "variant": fmt_text(r.get("variant")),
             "mae": fmt(r.get("mae")), "mae_ci": fmt_ci(r.get("mae_ci")),
