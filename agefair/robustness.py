@@ -38,10 +38,12 @@ from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
 from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
+from agefair.data.split import stratified_limit
 from agefair.engine import Runtime, make_runtime, predict
 from agefair.errors import AgefairError, run_cli
 from agefair.io_utils import atomic_path, write_json_atomic
 from agefair.metrics import AuditSettings, grouped_metrics
+from agefair.predictions import split_rows
 from agefair.summary import nan_to_none
 
 CLEAN = ("clean", 0)
@@ -52,17 +54,8 @@ JSON_NAME, CSV_NAME = "robustness.json", "robustness.csv"
 
 def audited_rows(prepared: PreparedData, data_cfg: DataConfig, split: str, limit: int | None, seed: int) -> np.ndarray:
     """Manifest rows of ``split``; with ``limit``, a seeded subset stratified by age bin (sorted)."""
-    rows = np.flatnonzero(prepared.manifest["split"].to_numpy() == split)
-    if limit is None or limit >= len(rows):
-        return rows
-    from sklearn.model_selection import train_test_split
-
-    strata = age_bin(prepared.manifest["age"].to_numpy()[rows], data_cfg.age_bins)
-    try:
-        keep, _ = train_test_split(rows, train_size=limit, stratify=strata, random_state=seed)
-    except ValueError:  # a stratum too small for the draw
-        keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
-    return np.sort(keep)
+    rows = split_rows(prepared, split)
+    return rows if limit is None else stratified_limit(prepared.manifest, rows, limit, data_cfg, seed)
 
 
 def conditions(corruptions: list[str], severities: list[int]) -> list[tuple[str, int]]:

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from sklearn.model_selection import train_test_split
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -27,8 +26,8 @@ from agefair.config import PRESETS, DataConfig, TrainConfig, load_train_config
 from agefair.augment import BatchAugment
 from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
-from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
+from agefair.data.split import stratified_limit
 from agefair.distributed import DistContext, ShardedEpochSampler, init_distributed, shard_rows, shutdown_distributed
 from agefair.engine import Runtime, make_runtime, predict, train_one_epoch
 from agefair.errors import AgefairError, run_cli
@@ -44,18 +43,6 @@ class TrainData:
     manifest: pd.DataFrame
     train_rows: np.ndarray
     val_rows: np.ndarray
-
-
-def stratified_limit(manifest: pd.DataFrame, rows: np.ndarray, limit: int, cfg: DataConfig, seed: int) -> np.ndarray:
-    """``limit`` of ``rows``, stratified by age bin (falls back to a plain random draw for tiny limits)."""
-    if limit >= len(rows):
-        return rows
-    strata = age_bin(manifest["age"].to_numpy()[rows], cfg.age_bins)
-    try:
-        keep, _ = train_test_split(rows, train_size=limit, stratify=strata, random_state=seed)
-    except ValueError:
-        keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
-    return np.sort(keep)
 
 
 def load_train_data(prepared: PreparedData, data_cfg: DataConfig, cfg: TrainConfig, limit: int | None,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from agefair.config import DataConfig
 from agefair.data.labels import age_bin
@@ -124,3 +125,15 @@ def counts_text(meta: dict) -> str:
         for k, row in c[col].items():
             lines.append(f"  {k:<10} " + "".join(f"{row[s]:>8}" for s in SPLITS))
     return "\n".join(lines)
+
+
+def stratified_limit(manifest: pd.DataFrame, rows: np.ndarray, limit: int, cfg: DataConfig, seed: int) -> np.ndarray:
+    """``limit`` of ``rows``, stratified by age bin (falls back to a plain random draw for tiny limits)."""
+    if limit >= len(rows):
+        return rows
+    strata = age_bin(manifest["age"].to_numpy()[rows], cfg.age_bins)
+    try:
+        keep, _ = train_test_split(rows, train_size=limit, stratify=strata, random_state=seed)
+    except ValueError:
+        keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
+    return np.sort(keep)
