@@ -11,12 +11,12 @@ import argparse
 import math
 from pathlib import Path
 
-from agefair.checkpoint import model_from_checkpoint
+from agefair.core.errors import AgefairError, run_cli
+from agefair.core.io import atomic_path
 from agefair.data.image_cache import load_face
 from agefair.data.labels import parse_name
-from agefair.errors import AgefairError, run_cli
-from agefair.gradcam import heatmaps_and_ages, tile
-from agefair.io_utils import atomic_path
+from agefair.models.checkpoint import model_from_checkpoint
+from agefair.models.gradcam import heatmaps_and_ages, tile
 
 
 def default_out(image: Path) -> Path:

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from agefair import audit, eda, train
-from agefair.config import PRESETS
-from agefair.errors import run_cli
+from agefair.core.config import PRESETS
+from agefair.core.errors import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from agefair.cli_common import add_data_args, prepare_from_args
-from agefair.config import PRESETS, load_train_config
-from agefair.errors import run_cli
-from agefair.io_utils import atomic_path
-from agefair.plots import write_page
-from agefair.train import load_train_data, train_variant
+from agefair.cli.args import add_data_args, prepare_from_args
+from agefair.core.config import PRESETS, load_train_config
+from agefair.core.errors import run_cli
+from agefair.core.figures import write_page
+from agefair.core.io import atomic_path
+from agefair.training.trainer import load_train_data, train_variant
 
 
 def floats(text: str) -> list[float]:

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from agefair.config import load_train_config
-from agefair.engine import make_runtime, per_sample_loss
-from agefair.errors import run_cli
-from agefair.model import create_model
+from agefair.core.config import load_train_config
+from agefair.models.runtime import make_runtime, per_sample_loss
+from agefair.core.errors import run_cli
+from agefair.models.network import create_model
 
 
 def step_rate(cfg, device: str, precision: str, channels_last: bool, batch: int, steps: int,

@@ -12,7 +12,7 @@ per frame of each stage, the frame-time spread and how well the tracks followed 
 (share of frames where a track's UTKFace-framed square overlaps the pasted chip with IoU > 0.5).
 
 ``--random resnet50@128`` times a randomly initialised model of that architecture (built with
-agefair.model.create_model and saved as a checkpoint): its ages are meaningless, its speed is the
+agefair.models.network.create_model and saved as a checkpoint): its ages are meaningless, its speed is the
 real model's. ``--onnx`` exports the model (agefair.export) and runs it with onnxruntime.
 Run it on a quiet machine: other jobs on the CPU lower every figure.
 """
@@ -35,14 +35,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agefair.checkpoint import save_checkpoint  # noqa: E402
-from agefair.config import ModelConfig, TrainConfig  # noqa: E402
-from agefair.errors import AgefairError, run_cli  # noqa: E402
-from agefair.estimator import load_estimator  # noqa: E402
-from agefair.faces import chip_region, detect_faces  # noqa: E402
-from agefair.images import ImageReadError, open_rgb  # noqa: E402
-from agefair.tracking import TRACKERS, iou  # noqa: E402
-from agefair.video import DEFAULT_THREADS, VideoSettings, process_video, stage_report  # noqa: E402
+from agefair.models.checkpoint import save_checkpoint  # noqa: E402
+from agefair.core.config import ModelConfig, TrainConfig  # noqa: E402
+from agefair.core.errors import AgefairError, run_cli  # noqa: E402
+from agefair.inference.estimator import load_estimator  # noqa: E402
+from agefair.data.faces import chip_region, detect_faces  # noqa: E402
+from agefair.data.images import ImageReadError, open_rgb  # noqa: E402
+from agefair.inference.tracking import TRACKERS, iou  # noqa: E402
+from agefair.inference.video import DEFAULT_THREADS, VideoSettings, process_video, stage_report  # noqa: E402
 
 W, H, FPS = 640, 480, 30.0
 DEFAULT_DATA = "../shared/datasets/utkface/images"
@@ -130,7 +130,7 @@ def random_checkpoint(spec: str, folder: Path) -> Path:
         cfg = TrainConfig(model=ModelConfig(backbone=backbone, image_size=int(size), pretrained="none"))
     except ValueError as exc:
         raise AgefairError(f"--random {spec}: expected BACKBONE@SIZE like resnet50@128 ({exc})") from None
-    from agefair.model import create_model
+    from agefair.models.network import create_model
 
     torch.manual_seed(0)
     model = create_model(cfg.model)

@@ -18,11 +18,11 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from agefair.config import load_data_config
+from agefair.core.config import load_data_config
 from agefair.data.prepare import prepare
-from agefair.errors import AgefairError, run_cli
-from agefair.io_utils import atomic_path
-from agefair.paths import resolve_data_dir
+from agefair.core.errors import AgefairError, run_cli
+from agefair.core.io import atomic_path
+from agefair.core.paths import resolve_data_dir
 
 FAIRFACE_EDGES = [0, 3, 10, 20, 30, 40, 50, 60, 70]
 FAIRFACE_LABELS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]

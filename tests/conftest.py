@@ -17,8 +17,6 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # agefair is used from the checkout, not installed
-    sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_UTKFACE = "../shared/datasets/utkface/images"
 

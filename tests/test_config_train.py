@@ -8,8 +8,8 @@ import pytest
 
 from train_helpers import train_settings, train_env, write_override  # noqa: F401
 
-from agefair.config import CONFIG_DIR, PRESETS, TrainConfig, load_train_config
-from agefair.errors import AgefairError, run_cli
+from agefair.core.config import CONFIG_DIR, PRESETS, TrainConfig, load_train_config
+from agefair.core.errors import AgefairError, run_cli
 from agefair.train import main
 
 

@@ -1,4 +1,4 @@
-"""agefair.corruptions: every corruption at every severity on small synthetic faces (no model)."""
+"""agefair.fairness.corruptions: every corruption at every severity on small synthetic faces (no model)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import train_helpers  # noqa: F401  (the checkout on sys.path, one torch thread)
+import train_helpers  # noqa: F401  (one torch thread)
 
-from agefair.config import CORRUPTION_NAMES
-from agefair.corruptions import (CORRUPTIONS, EYES_CENTRE, EYES_SIZE, MOUTH_CENTRE, MOUTH_SIZE, SEVERITIES, corrupt,
+from agefair.core.config import CORRUPTION_NAMES
+from agefair.fairness.corruptions import (CORRUPTIONS, EYES_CENTRE, EYES_SIZE, MOUTH_CENTRE, MOUTH_SIZE, SEVERITIES, corrupt,
                                  motion_kernels, patch_box)
 
 N, S = 6, 48

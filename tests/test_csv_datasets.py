@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from conftest import face_array, jpeg_bytes
-from agefair.config import DataConfig, DatasetConfig, ThresholdRule, load_dataset_config, validate
+from agefair.core.config import DataConfig, DatasetConfig, ThresholdRule, load_dataset_config, validate
 from agefair.data.age_groups import interval_error, parse_age_group
 from agefair.data.prepare import prepare
-from agefair.errors import AgefairError
-from agefair.external import Matcher
-from agefair.metrics import AuditSettings, audit_variant, grouped_metrics
-from agefair.thresholds import judge, not_applicable
+from agefair.core.errors import AgefairError
+from agefair.fairness.external import Matcher
+from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics
+from agefair.fairness.thresholds import judge, not_applicable
 
 FAIRFACE_GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
 FAIRFACE_RACES = ["White", "Black", "East Asian", "Southeast Asian", "Indian", "Middle Eastern", "Latino_Hispanic"]

@@ -17,13 +17,13 @@ import torch
 
 from train_helpers import REPO_ROOT, read_history, subprocess_env, train_env, train_settings  # noqa: F401
 
-from agefair.checkpoint import load_checkpoint, save_checkpoint
-from agefair.config import TrainConfig, load_data_config
+from agefair.models.checkpoint import load_checkpoint, save_checkpoint
+from agefair.core.config import TrainConfig, load_data_config
 from agefair.data.prepare import prepare
-from agefair.distributed import DistContext
-from agefair.engine import make_runtime
-from agefair.model import create_model
-from agefair.train import evaluate, load_train_data
+from agefair.training.distributed import DistContext
+from agefair.models.runtime import make_runtime
+from agefair.models.network import create_model
+from agefair.training.trainer import evaluate, load_train_data
 
 VARIANT = "oversample"  # the sampler whose semantics sharding could break
 EPOCHS = 2

@@ -12,7 +12,6 @@ from conftest import REPO_ROOT
 
 def run_eda(*args, timeout=120):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("AGEFAIR_DATA", None)
     env.pop("AGEFAIR_WORK", None)
     return subprocess.run([sys.executable, "-m", "agefair.eda", *map(str, args)], cwd=REPO_ROOT, env=env,

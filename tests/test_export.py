@@ -13,13 +13,13 @@ import onnx
 import pytest
 import torch
 
-from agefair.checkpoint import save_checkpoint
-from agefair.config import ModelConfig, TrainConfig
-from agefair.errors import run_cli
-from agefair.estimator import OnnxEstimator, TorchEstimator, load_estimator
-from agefair.export import PARITY_TOLERANCE
+from agefair.models.checkpoint import save_checkpoint
+from agefair.core.config import ModelConfig, TrainConfig
+from agefair.core.errors import run_cli
+from agefair.inference.estimator import OnnxEstimator, TorchEstimator, load_estimator
+from agefair.inference.onnx import PARITY_TOLERANCE
 from agefair.export import main as export_main
-from agefair.model import create_model
+from agefair.models.network import create_model
 from agefair.predict import main as predict_main
 from conftest import make_utk_folder
 

@@ -19,14 +19,14 @@ import pytest
 import torch
 from PIL import Image
 
-from agefair import gradcam
-from agefair.checkpoint import save_checkpoint
-from agefair.config import ModelConfig, TrainConfig
-from agefair.errors import run_cli
+import agefair.models.gradcam as gradcam
+from agefair.models.checkpoint import save_checkpoint
+from agefair.core.config import ModelConfig, TrainConfig
+from agefair.core.errors import run_cli
 from agefair.explain import main as explain_main
-from agefair.gradcam import (AgeTarget, gallery, heatmaps, heatmaps_and_ages, label_text, overlay, png_data_uri,
+from agefair.models.gradcam import (AgeTarget, gallery, heatmaps, heatmaps_and_ages, label_text, overlay, png_data_uri,
                              tile, worst_errors)
-from agefair.model import AgeModel, create_model, to_input
+from agefair.models.network import AgeModel, create_model, to_input
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZE = 64
@@ -290,7 +290,6 @@ def test_gallery_with_no_predictions(models):
 
 def run_explain(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "2")
     return subprocess.run([sys.executable, "-m", "agefair.explain", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=180)

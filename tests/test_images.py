@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agefair.errors import AgefairError
-from agefair.images import MAX_PIXELS, ImageReadError, open_rgb
+from agefair.core.errors import AgefairError
+from agefair.data.images import MAX_PIXELS, ImageReadError, open_rgb
 
 
 def _check_rgb8(img):

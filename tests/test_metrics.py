@@ -1,4 +1,4 @@
-"""Grouped metrics, bootstrap intervals, disparities and threshold judging (agefair.metrics, agefair.thresholds)."""
+"""Grouped metrics, bootstrap intervals, disparities and threshold judging (agefair.fairness.metrics, agefair.fairness.thresholds)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agefair.config import FairnessConfig, ThresholdRule, load_fairness_config, validate
-from agefair.errors import AgefairError
-from agefair.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
-from agefair.thresholds import judge, table_text
+from agefair.core.config import FairnessConfig, ThresholdRule, load_fairness_config, validate
+from agefair.core.errors import AgefairError
+from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
+from agefair.cli.console import thresholds_text as table_text
+from agefair.fairness.thresholds import judge
 
 
 def synthetic_predictions(n: int = 1500, seed: int = 0) -> pd.DataFrame:

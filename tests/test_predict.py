@@ -1,4 +1,4 @@
-"""agefair.faces (detection, UTKFace-style cropping) and the ``python -m agefair.predict`` CLI.
+"""agefair.data.faces (detection, UTKFace-style cropping) and the ``python -m agefair.predict`` CLI.
 
 The model is a tiny untrained resnet18 at 48 px saved like agefair.train saves it; the photo is two
 real UTKFace chips pasted into a synthetic 640x480 background (nothing derived from UTKFace is
@@ -18,15 +18,17 @@ import pytest
 import torch
 from PIL import Image
 
-from agefair.checkpoint import save_checkpoint
-from agefair.config import ModelConfig, TrainConfig
+from agefair.models.checkpoint import save_checkpoint
+from agefair.core.config import ModelConfig, TrainConfig
 from agefair.data.image_cache import load_face
-from agefair.errors import AgefairError, run_cli
-from agefair.faces import (BOX_TO_CHIP, CENTRE_SHIFT, chip_region, crop_verdict, detect_faces, looks_like_crop,
+from agefair.core.errors import AgefairError, run_cli
+from agefair.data.faces import (BOX_TO_CHIP, CENTRE_SHIFT, chip_region, crop_verdict, detect_faces, looks_like_crop,
                            utk_crop)
-from agefair.images import open_rgb
-from agefair.model import create_model
-from agefair.predict import collect_files, main, pick_best_run, whole_image
+from agefair.data.images import open_rgb
+from agefair.models.network import create_model
+from agefair.inference.photos import collect_files, whole_image
+from agefair.models.runs import pick_best_run
+from agefair.predict import main
 
 SIZE = 48
 # Two chips HOG finds at their native 200 px (from the measurement set in agefair/faces.py).

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from agefair.config import DataConfig
+from agefair.core.config import DataConfig
 from agefair.data import scan as scan_mod
 from agefair.data.quality import ACTIONS, MANIFEST_COLUMNS, assess, manifest_hash, report_dict, summary_text
 from agefair.data.scan import COLUMNS, scan_folder
@@ -261,7 +261,7 @@ def test_scan_flags_corrupt_tiff(good_folder):
 
 
 def test_scan_dangling_symlink(good_folder, tmp_path):
-    from agefair.errors import AgefairError
+    from agefair.core.errors import AgefairError
 
     name = utk_name(25, 0, 0, 1)
     (good_folder / name).symlink_to(tmp_path / "nowhere.jpg")

@@ -1,7 +1,7 @@
 """The HTML audit report: built from a synthetic summary made by the real audit code (no torch models).
 
-``synthetic_summary`` runs agefair.metrics.audit_variant, agefair.thresholds.judge and
-agefair.summary.leaderboard / verdict on made-up predictions, so the report is tested against the
+``synthetic_summary`` runs agefair.fairness.metrics.audit_variant, agefair.fairness.thresholds.judge and
+agefair.fairness.leaderboard.leaderboard / verdict on made-up predictions, so the report is tested against the
 structure ``run_audit`` really produces. tests/test_report_browser.py reuses these helpers.
 """
 
@@ -22,11 +22,11 @@ import pytest
 from PIL import Image
 from plotly.offline import get_plotlyjs
 
-from agefair.summary import by_age, leaderboard, nan_to_none, verdict
-from agefair.config import ThresholdRule
-from agefair.metrics import AuditSettings, audit_variant, shot_labels
-from agefair.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
-from agefair.thresholds import judge
+from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
+from agefair.core.config import ThresholdRule
+from agefair.fairness.metrics import AuditSettings, audit_variant, shot_labels
+from agefair.reporting.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
+from agefair.fairness.thresholds import judge
 
 AGE_BINS = [0, 10, 20, 30, 40, 50, 60, 70, 200]
 AGE_LABELS = ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
@@ -43,7 +43,7 @@ RULES = [
 
 
 def synthetic_predictions(variant: str, bias: float, sd: float, n: int = 480, seed: int = 0) -> pd.DataFrame:
-    """Predictions like agefair.predictions' (age, pred, gender, ethnicity, age_bin, shot, file)."""
+    """Predictions like agefair.fairness.model_predictions' (age, pred, gender, ethnicity, age_bin, shot, file)."""
     rng = np.random.default_rng(seed)  # the same test images for every variant
     age = rng.integers(1, 90, size=n)
     ethnicity = rng.choice(["White", "Black", "Asian", "Indian", "Others"], p=[0.4, 0.2, 0.17, 0.17, 0.06], size=n)
@@ -103,8 +103,8 @@ def synthetic_summary(variants: dict[str, tuple[float, float]] = VARIANTS, rules
 def synthetic_robustness(variants: dict[str, tuple[float, float]] = VARIANTS, summary: dict | None = None) -> dict:
     """robustness.json's structure from agefair.robustness.evaluate / judge_rules / worst_gaps on made-up
     predictions: each corruption adds error that grows with severity, more for one ethnicity."""
-    from agefair.config import RobustnessRule
-    from agefair.robustness import CLEAN, conditions, evaluate, judge_rules, worst_gaps
+    from agefair.core.config import RobustnessRule
+    from agefair.fairness.robustness import CLEAN, conditions, evaluate, judge_rules, worst_gaps
 
     conds = conditions(["darker", "gaussian_blur", "occlude_eyes"], [1, 3, 5])
     preds, base = {}, None
@@ -344,7 +344,7 @@ def test_robustness_section(summary):
 
 
 def test_template_is_packaged():
-    import agefair.report as report
+    import agefair.reporting.report as report
 
     assert (report.TEMPLATE_DIR / "report.html").is_file()
     assert Path(report.__file__).parent / "templates" == report.TEMPLATE_DIR

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agefair.report import chart_ids, render_report
+from agefair.reporting.report import chart_ids, render_report
 from test_report import fake_galleries, synthetic_robustness, synthetic_summary
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")

@@ -19,7 +19,7 @@ import yaml
 
 from train_helpers import make_train_folder, train_settings, write_override  # noqa: F401 (autouse: 1 thread, no PNG)
 
-from agefair.errors import run_cli
+from agefair.core.errors import run_cli
 
 # Fields that are about when, where and how fast the run happened, not about its results.
 VOLATILE = {"generated", "seconds", "timings", "command", "reproduce", "checkpoint", "checkpoint_sha256",

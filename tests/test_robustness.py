@@ -19,11 +19,11 @@ import yaml
 
 from train_helpers import make_train_folder, train_settings, write_override  # noqa: F401 (autouse: 1 thread, no PNG)
 
-from agefair.config import FairnessConfig, RobustnessRule, validate
-from agefair.errors import AgefairError, run_cli
-from agefair.report import SECTIONS, chart_ids, render_html
-from agefair.robustness import judge_rules, worst_gaps
-from agefair.robustness_report import with_section
+from agefair.core.config import FairnessConfig, RobustnessRule, validate
+from agefair.core.errors import AgefairError, run_cli
+from agefair.reporting.report import SECTIONS, chart_ids, render_html
+from agefair.fairness.robustness import judge_rules, worst_gaps
+from agefair.reporting.robustness import with_section
 
 CORRUPTIONS = ["darker", "gaussian_blur", "occlude_eyes"]
 SEVERITIES = [1, 5]
@@ -92,7 +92,7 @@ def test_json_structure_and_numbers_match_the_cached_predictions(env, first):
     test = pd.read_csv(next((env / "work").rglob("split-seed0.csv")))
     n_test = int((test["split"] == "test").sum())
     assert first["n_images"] == n_test and first["limit"] is None
-    from agefair.config import load_data_config
+    from agefair.core.config import load_data_config
     from agefair.data.labels import age_bin
     from agefair.data.prepare import prepare
 
@@ -121,8 +121,8 @@ def test_json_structure_and_numbers_match_the_cached_predictions(env, first):
                 lo, hi = gs["gap_ci"]
                 assert lo <= hi
     # the clean condition is exactly what the audit predicts
-    from agefair.engine import make_runtime
-    from agefair.predictions import predict_variant
+    from agefair.models.runtime import make_runtime
+    from agefair.fairness.model_predictions import predict_variant
 
     pred, _ = predict_variant("baseline", env / "runs" / "baseline" / "model.pt", prepared, load_data_config(), "test",
                               make_runtime("cpu"), progress=False)
@@ -300,7 +300,7 @@ def test_invalid_robustness_settings_are_one_line_errors(section, key):
 
 
 def test_shipped_robustness_settings_are_valid():
-    from agefair.config import load_fairness_config
+    from agefair.core.config import load_fairness_config
 
     rc = load_fairness_config().robustness
     assert rc.severities == [1, 2, 3, 4, 5] and len(rc.corruptions) == 12

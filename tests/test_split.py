@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agefair.config import DataConfig, SplitConfig
+from agefair.core.config import DataConfig, SplitConfig
 from agefair.data import split as split_mod
 from agefair.data.prepare import prepare
 from agefair.data.quality import manifest_hash
 from agefair.data.split import SPLITS, load_or_make_split, make_split, split_paths
-from agefair.errors import AgefairError
+from agefair.core.errors import AgefairError
 
 from conftest import make_utk_folder
 

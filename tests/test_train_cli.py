@@ -13,13 +13,13 @@ import yaml
 from train_helpers import (HISTORY_COLUMNS, RUN_FILES, read_history, run_train_cli,  # noqa: F401
                            train_env, train_settings)
 
-from agefair.checkpoint import model_from_checkpoint
-from agefair.config import load_data_config
+from agefair.models.checkpoint import model_from_checkpoint
+from agefair.core.config import load_data_config
 from agefair.data.image_cache import build_image_cache, load_face
 from agefair.data.prepare import prepare
-from agefair.model import to_input
+from agefair.models.network import to_input
 from agefair.train import main
-from agefair.variants import VARIANTS
+from agefair.training.variants import VARIANTS
 
 
 @pytest.fixture(scope="module")

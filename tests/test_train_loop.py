@@ -11,10 +11,11 @@ import torch
 
 from train_helpers import train_settings, read_history, train_env  # noqa: F401
 
-import agefair.train
-from agefair.config import load_train_config
-from agefair.errors import AgefairError, run_cli
-from agefair.train import main, make_scheduler
+import agefair.training.trainer
+from agefair.core.config import load_train_config
+from agefair.core.errors import AgefairError, run_cli
+from agefair.train import main
+from agefair.training.trainer import make_scheduler
 
 
 # --------------------------------------------------------------------------- determinism
@@ -85,8 +86,8 @@ class ScriptedEpochs:
 ])
 def test_early_stopping_logic(train_env, monkeypatch, val_maes, patience, epochs_run, best_epoch, stopped):
     script = ScriptedEpochs(val_maes)
-    monkeypatch.setattr(agefair.train, "train_one_epoch", script.train_one_epoch)
-    monkeypatch.setattr(agefair.train, "predict", script.predict)
+    monkeypatch.setattr(agefair.training.trainer, "train_one_epoch", script.train_one_epoch)
+    monkeypatch.setattr(agefair.training.trainer, "predict", script.predict)
     config = train_env.override(f"patience{patience}.yaml", {"train": {"patience": patience}})
     out = train_env.root / f"scripted-{'-'.join(map(str, val_maes))}"
     assert main(train_env.args("baseline", 6, "--limit", "40", out=out, config=config)) == 0

@@ -13,7 +13,7 @@ import torch
 
 from train_helpers import train_settings, popen_train_cli, read_history, train_env  # noqa: F401
 
-from agefair.errors import AgefairError
+from agefair.core.errors import AgefairError
 from agefair.train import main
 
 VARIANT = "oversample"  # its sampler is seeded per epoch too: a resumed epoch must replay the same draws

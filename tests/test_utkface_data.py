@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import pytest
 
-from agefair.config import DataConfig
+from agefair.core.config import DataConfig
 from agefair.data import scan as scan_mod
 from agefair.data.prepare import dataset_work_dir, prepare
 from agefair.data.split import SPLITS, split_paths

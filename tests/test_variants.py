@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-import train_helpers  # noqa: F401  (puts the checkout on sys.path)
+import train_helpers  # noqa: F401  (one torch thread)
 
-from agefair.config import DataConfig, ImbalanceConfig, TrainConfig
+from agefair.core.config import DataConfig, ImbalanceConfig, TrainConfig
 from agefair.data.labels import age_bin_index
-from agefair.engine import make_runtime
-from agefair.distributed import DistContext, ShardedEpochSampler
-from agefair.train import TrainData, loss_weight_table, train_loader
-from agefair.variants import VARIANTS, bin_frequency_weights, lds_weights
+from agefair.models.runtime import make_runtime
+from agefair.training.distributed import DistContext, ShardedEpochSampler
+from agefair.training.trainer import TrainData, loss_weight_table, train_loader
+from agefair.training.variants import VARIANTS, bin_frequency_weights, lds_weights
 
 EDGES = DataConfig().age_bins  # [0, 10, ..., 70]: 8 bins, the last one 70+
 

@@ -19,8 +19,6 @@ import yaml
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "seconds", "train_img_per_s"]
 RUN_FILES = ["model.pt", "last.pt", "history.csv", "curves.html", "config.yaml", "split.json", "summary.json"]
@@ -86,7 +84,6 @@ def write_override(path: Path, extra: dict | None = None) -> Path:
 
 def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"  # as in-process (train_settings): same numbers, no oversubscription
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -147,13 +144,13 @@ def train_settings():
     """
     import torch
 
-    import agefair.plots
+    import agefair.core.figures
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(agefair.plots, "find_browser", lambda: None)
+            mp.setattr(agefair.core.figures, "find_browser", lambda: None)
             yield
     finally:
         torch.set_num_threads(threads)

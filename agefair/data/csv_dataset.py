@@ -1,7 +1,7 @@
 """CSV-manifest datasets: a labels CSV naming the images, their ages or age groups, and sensitive attributes.
 
 ``--data`` takes the CSV itself, or a folder that holds ``labels.csv``. Image paths are relative to
-the CSV's folder. The columns are mapped by a small config (agefair.config.DatasetConfig,
+the CSV's folder. The columns are mapped by a small config (agefair.core.config.DatasetConfig,
 configs/datasets/*.yaml): the image path, either exact ``age`` or an ``age_group`` (agefair.data.age_groups),
 and any number of sensitive-attribute columns, whose values are the dataset's own category names.
 
@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agefair.config import DataConfig, DatasetConfig
+from agefair.core.config import DataConfig, DatasetConfig
+from agefair.core.errors import AgefairError
 from agefair.data.age_groups import parse_age_group
 from agefair.data.quality import ACTIONS, QualityResult, resolve_duplicates
 from agefair.data.scan import scan_files
-from agefair.errors import AgefairError
 
 LABELS_CSV = "labels.csv"
 CSV_ACTIONS = {

@@ -1,7 +1,7 @@
 """Torch dataset over the image cache.
 
-It returns uint8 CHW tensors; the training loop augments whole batches (agefair.augment), and
-the model itself applies ImageNet mean/std normalisation (agefair.model.Normalize), so training,
+It returns uint8 CHW tensors; the training loop augments whole batches (agefair.training.augment), and
+the model itself applies ImageNet mean/std normalisation (agefair.models.network.Normalize), so training,
 evaluation, inference and ONNX export share one preprocessing.
 """
 

@@ -17,8 +17,8 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from agefair.images import open_rgb
-from agefair.io_utils import atomic_path, write_json_atomic
+from agefair.core.io import atomic_path, write_json_atomic
+from agefair.data.images import open_rgb
 
 
 def load_face(path: str | Path, size: int) -> np.ndarray:

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from agefair.config import DataConfig, DatasetConfig
-from agefair.data.csv_dataset import assess_csv, dataset_groupings, labels_csv, read_labels
+from agefair.core.config import DataConfig, DatasetConfig
+from agefair.core.errors import AgefairError
+from agefair.core.paths import GET_UTKFACE, resolve_work_dir
+from agefair.data.csv_dataset import (
+    assess_csv,
+    dataset_groupings,
+    labels_csv,
+    read_labels,
+)
 from agefair.data.quality import QualityResult, assess, report_dict
 from agefair.data.scan import scan_folder
 from agefair.data.split import load_or_make_split
-from agefair.errors import AgefairError
-from agefair.paths import GET_UTKFACE, resolve_work_dir
 
 
 @dataclass
@@ -35,7 +40,7 @@ class PreparedData:
     name: str = "UTKFace"
     labels: str = "exact"  # exact ages, or "interval": age groups (age_group, age_lo, age_hi)
     attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity"])
-    groupings: dict[str, list[str]] | None = None  # None: UTKFace's (agefair.metrics.GROUPINGS)
+    groupings: dict[str, list[str]] | None = None  # None: UTKFace's (agefair.fairness.metrics.GROUPINGS)
     aligned: str = "yes"  # whether images are aligned face crops: yes | no | auto (per image)
     detector: str = "hog"
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import pandas as pd
 
-from agefair.config import DataConfig
+from agefair.core.config import DataConfig
 from agefair.data.labels import ETHNICITIES, GENDERS
 
 ACTIONS = {

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from agefair.core.io import atomic_path
+from agefair.data.images import ImageReadError, open_rgb
 from agefair.data.labels import parse_name
-from agefair.images import ImageReadError, open_rgb
-from agefair.io_utils import atomic_path
 
 
 @dataclass

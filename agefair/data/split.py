@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from agefair.config import DataConfig
+from agefair.core.config import DataConfig
+from agefair.core.errors import AgefairError
+from agefair.core.io import atomic_path, write_json_atomic
+
+if TYPE_CHECKING:  # data.prepare imports this module
+    from agefair.data.prepare import PreparedData
 from agefair.data.labels import age_bin
-from agefair.errors import AgefairError
-from agefair.io_utils import atomic_path, write_json_atomic
 
 SPLITS = ("train", "val", "test")
 UTKFACE_ATTRIBUTES = ["gender", "ethnicity"]
@@ -137,3 +141,9 @@ def stratified_limit(manifest: pd.DataFrame, rows: np.ndarray, limit: int, cfg: 
     except ValueError:
         keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
     return np.sort(keep)
+
+def split_rows(prepared: PreparedData, split: str) -> np.ndarray:
+    """Manifest rows of ``split`` (train, val, test, or all)."""
+    if split == "all":
+        return np.arange(len(prepared.manifest))
+    return np.flatnonzero(prepared.manifest["split"].to_numpy() == split)

@@ -1,0 +1,372 @@
+"""YAML configuration files, validated at load.
+
+Every problem (unknown key, wrong type, value out of range) becomes one line that names the
+file and the key, e.g. ``configs/data.yaml: split.train: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+import agefair.configs
+from agefair.core.errors import AgefairError
+
+CONFIG_DIR = Path(agefair.configs.__file__).resolve().parent  # the repo's configs/, shipped in the wheel
+M = TypeVar("M", bound="StrictModel")
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors; numbers written as ``1e-4`` are read as numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(StrictModel):
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitConfig":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        return self
+
+
+class DataConfig(StrictModel):
+    """How the UTKFace folder is read, cleaned and split (configs/data.yaml)."""
+
+    age_bins: list[int] = Field(default_factory=lambda: [0, 10, 20, 30, 40, 50, 60, 70], min_length=2)
+    max_age: int = Field(116, ge=1, le=150)
+    expected_size: tuple[int, int] = (200, 200)
+    duplicates: Literal["keep_agreeing", "drop_all", "keep_first"] = "keep_agreeing"
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _bins_increase(self) -> "DataConfig":
+        if self.age_bins[0] != 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:])):
+            raise ValueError("age_bins must start at 0 and increase strictly")
+        return self
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AgefairError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise AgefairError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise AgefairError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AgefairError(f"{path}: top level must be a mapping of keys to values")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any], source: str | Path) -> M:
+    """Validate a mapping against ``model``, turning the first problem into a one-line AgefairError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise AgefairError(_format_error(Path(source), err)) from None
+
+
+def load_config(model: type[M], path: str | Path) -> M:
+    return validate(model, read_yaml(path), path)
+
+
+def load_data_config(path: str | Path | None = None) -> DataConfig:
+    return load_config(DataConfig, path or CONFIG_DIR / "data.yaml")
+
+
+# --- CSV-manifest datasets --------------------------------------------------------------------
+
+class DatasetColumns(StrictModel):
+    """Which CSV column holds what. With neither ``age`` nor ``age_group`` set, a column named
+    ``age`` is read as exact ages when every value is a number, else as age groups; a column named
+    ``age_group`` as age groups. ``attributes``: the sensitive attributes (default: every other
+    column not in ``ignore``)."""
+
+    image: str = Field("file", min_length=1)
+    age: str | None = None
+    age_group: str | None = None
+    attributes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_age(self) -> "DatasetColumns":
+        if self.age is not None and self.age_group is not None:
+            raise ValueError("give age (exact ages) or age_group (intervals), not both")
+        return self
+
+
+class DatasetConfig(StrictModel):
+    """How a CSV manifest is read (configs/datasets/*.yaml, passed with --dataset-config)."""
+
+    name: str | None = None  # shown in the report (default: the CSV's file name)
+    columns: DatasetColumns = DatasetColumns()
+    ignore: list[str] = Field(default_factory=list)  # columns that are neither labels nor attributes
+    # other age-group spellings mapped to a recognised one (agefair.data.age_groups), e.g. {senior: 65+}
+    age_group_labels: dict[str, str] = Field(default_factory=dict)
+    # groupings of two or more columns (attributes, or age_bin / age_group); default: every pair of
+    # attributes, and the age grouping with each attribute
+    intersections: list[list[str]] | None = None
+    # yes: every image is an aligned face crop, used whole; no: faces are detected and cropped with
+    # UTKFace's framing (agefair.data.faces); auto: decided per image, as python -m agefair.predict does
+    aligned: Literal["auto", "yes", "no"] = "auto"
+    detector: Literal["hog", "cnn"] = "hog"
+
+    @field_validator("intersections")
+    @classmethod
+    def _intersections(cls, value: list[list[str]] | None) -> list[list[str]] | None:
+        for group in value or []:
+            if len(group) < 2 or len(set(group)) != len(group):
+                raise ValueError("each intersection lists two or more different columns")
+        return value
+
+
+def load_dataset_config(path: str | Path | None = None) -> DatasetConfig:
+    """``path``, or a name of configs/datasets/ (``fairface``); None gives the defaults."""
+    if path is None:
+        return DatasetConfig()
+    p = Path(path)
+    named = CONFIG_DIR / "datasets" / f"{path}.yaml"
+    if not p.exists() and p.suffix == "" and named.exists():
+        p = named
+    return load_config(DatasetConfig, p)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+class ModelConfig(StrictModel):
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    head: Literal["regression", "expectation"] = "expectation"
+    pretrained: Literal["none", "imagenet"] = "none"
+    image_size: int = Field(128, ge=32, le=512)
+    max_age: int = Field(116, ge=1, le=150)  # the expectation head has one class per age 0..max_age
+
+
+class OptimConfig(StrictModel):
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.003, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    warmup_fraction: float = Field(0.3, gt=0, lt=1)  # onecycle: share of steps spent warming up
+    # under torchrun: "linear" multiplies lr by the process count (the effective batch grows with it)
+    lr_scaling: Literal["none", "linear"] = "none"
+
+
+class LoopConfig(StrictModel):
+    epochs: int = Field(100, ge=1, le=10000)
+    patience: int = Field(5, ge=1)  # epochs without validation-MAE improvement before stopping
+    batch_size: int = Field(32, ge=1, le=4096)
+    eval_batch_size: int = Field(128, ge=1, le=8192)
+    loss: Literal["l1", "smooth_l1"] = "l1"  # regression head only; the expectation head uses cross-entropy
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = Field(0, ge=0, le=64)
+    seed: int = Field(0, ge=0)
+
+
+class AugmentSection(StrictModel):
+    hflip: bool = True
+    rotation: float = Field(15.0, ge=0, le=180)
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+    saturation: float = Field(0.2, ge=0, le=1)
+    hue: float = Field(0.0, ge=0, le=0.5)
+
+
+class ImbalanceConfig(StrictModel):
+    """Knobs of the imbalance-aware variants (oversample, weighted, lds)."""
+
+    weighting: Literal["inverse", "sqrt_inverse"] = "inverse"  # weighted variant
+    lds_kernel_sigma: float = Field(2.0, gt=0, le=20)  # years
+    lds_kernel_size: int = Field(5, ge=1, le=51)  # ages in the Gaussian window (odd)
+
+
+class TrainConfig(StrictModel):
+    """A training preset (configs/presets/*.yaml), optionally overridden by --config FILE."""
+
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    train: LoopConfig = LoopConfig()
+    augment: AugmentSection = AugmentSection()
+    imbalance: ImbalanceConfig = ImbalanceConfig()
+
+
+PRESETS = ("reference", "cpu")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_train_config(preset: str = "reference", override_file: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset, then --config FILE on top, then command-line overrides; validated once merged."""
+    if preset not in PRESETS:
+        raise AgefairError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    preset_path = CONFIG_DIR / "presets" / f"{preset}.yaml"
+    data = read_yaml(preset_path)
+    source: str | Path = preset_path
+    if override_file is not None:
+        data = deep_merge(data, read_yaml(override_file))
+        source = override_file
+    cfg = validate(TrainConfig, data, source)  # a bad file is blamed on the file...
+    if overrides:  # ...and a bad command-line value on the command line
+        cfg = validate(TrainConfig, deep_merge(data, overrides), "command line")
+    return cfg
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+AUDIT_METRICS = ("mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old", "too_young")
+AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
+EVERY_ATTRIBUTE = "every attribute"  # a rule checked on each sensitive attribute's grouping
+
+
+class ThresholdRule(StrictModel):
+    """One fairness gate. ``statistic``: the overall ``value``, the ``worst_group``'s value, or the
+    ``difference`` / ``ratio`` between groups; ``judge``: the point estimate or a bound of its interval.
+    ``grouping``: ``overall``, any grouping of the audited data (UTKFace: AUDIT_GROUPINGS; a CSV dataset:
+    its attributes, ``age_bin`` or ``age_group``, intersections ``a x b``), or ``every attribute``.
+    Metrics mae..age_bin_spread apply to exact ages, in_group..too_young to age-group labels."""
+
+    name: str | None = None
+    metric: Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
+                    "too_young"]
+    grouping: str = Field("overall", min_length=1)
+    statistic: Literal["value", "worst_group", "difference", "ratio"] = "value"
+    max: float | None = None
+    min: float | None = None
+    judge: Literal["point", "ci_lower", "ci_upper"] = "point"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ThresholdRule":
+        if (self.max is None) == (self.min is None):
+            raise ValueError("give exactly one of max or min")
+        if self.metric == "age_bin_spread":
+            if self.statistic != "value" or self.judge != "point":
+                raise ValueError("age_bin_spread is one number per variant: statistic value, judge point")
+        elif self.grouping == "overall" and self.statistic != "value":
+            raise ValueError("the overall grouping has one group: use statistic value")
+        elif self.grouping != "overall" and self.statistic == "value":
+            raise ValueError(f"grouping {self.grouping!r} needs statistic worst_group, difference or ratio")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
+        where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
+        return f"{what}{where}"
+
+
+# --- robustness (python -m agefair.robustness; the registry itself is agefair.fairness.corruptions) ---------
+
+CORRUPTION_NAMES = ("darker", "brighter", "low_contrast", "gamma", "colour_cast", "gaussian_blur", "motion_blur",
+                    "gaussian_noise", "jpeg", "low_resolution", "occlude_eyes", "occlude_mouth")
+ROBUSTNESS_GROUPINGS = ("ethnicity", "gender", "age_bin")
+
+
+class RobustnessRule(StrictModel):
+    """A robustness gate, judged for each variant on every corruption x severity it covers; the worst
+    covered condition decides. ``mae_increase``: MAE under the corruption minus clean MAE;
+    ``group_gap``: worst-minus-best group MAE of ``grouping`` under the corruption; ``group_gap_increase``:
+    that gap minus the clean gap."""
+
+    name: str | None = None
+    metric: Literal["mae", "mae_increase", "group_gap", "group_gap_increase"]
+    grouping: Literal[ROBUSTNESS_GROUPINGS] | None = None
+    corruptions: list[Literal[CORRUPTION_NAMES]] | None = None  # default: every corruption
+    max_severity: int = Field(5, ge=1, le=5)  # judge severities 1..max_severity
+    max: float
+    judge: Literal["point", "ci_lower", "ci_upper"] = "point"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RobustnessRule":
+        if self.metric.startswith("group_gap") and self.grouping is None:
+            raise ValueError(f"metric {self.metric} needs a grouping ({', '.join(ROBUSTNESS_GROUPINGS)})")
+        if self.metric.startswith("mae") and self.grouping is not None:
+            raise ValueError(f"metric {self.metric} is overall: leave out grouping")
+        if self.judge != "point" and self.metric != "group_gap":
+            raise ValueError("only group_gap has an interval: use judge point")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        where = f" by {self.grouping}" if self.grouping else ""
+        return f"{self.metric}{where} (severity <= {self.max_severity})"
+
+
+class RobustnessConfig(StrictModel):
+    """The ``robustness:`` section of configs/fairness.yaml."""
+
+    seed: int = Field(0, ge=0)  # seeds the random corruptions (noise, motion-blur direction)
+    n_boot: int = Field(200, ge=0, le=100_000)  # bootstrap resamples for the group-gap intervals
+    severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=lambda: [1, 2, 3, 4, 5],
+                                                                 min_length=1)
+    corruptions: list[Literal[CORRUPTION_NAMES]] = Field(default_factory=lambda: list(CORRUPTION_NAMES),
+                                                          min_length=1)
+    batch_size: int = Field(256, ge=1, le=8192)
+    rules: list[RobustnessRule] = Field(default_factory=list)
+
+
+class FairnessConfig(StrictModel):
+    """configs/fairness.yaml: audit settings and the thresholds CI enforces."""
+
+    n_boot: int = Field(1000, ge=0, le=100_000)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    seed: int = Field(0, ge=0)
+    min_group_size: int = Field(30, ge=1)
+    bootstrap: Literal["vectorized", "fairlearn"] = "vectorized"
+    many_shot: int = Field(100, ge=1)  # ages with more training images than this are many-shot
+    few_shot: int = Field(20, ge=1)  # ages with fewer training images than this are few-shot
+    gallery_k: int = Field(6, ge=0, le=100)
+    rules: list[ThresholdRule] = Field(default_factory=list)
+    robustness: RobustnessConfig = RobustnessConfig()
+
+
+def load_fairness_config(path: str | Path | None = None) -> FairnessConfig:
+    return load_config(FairnessConfig, path or CONFIG_DIR / "fairness.yaml")

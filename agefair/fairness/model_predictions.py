@@ -1,0 +1,97 @@
+"""Predictions of a trained variant on a split, cached by checkpoint hash.
+
+A second audit of the same checkpoint on the same data and split reads the cached CSV instead of
+running the model again. On a labels-CSV dataset the images go through agefair.data.inputs (whole
+crops or detected faces); images where no face was found get no prediction and are counted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from agefair.core.config import DataConfig
+from agefair.core.io import atomic_path
+from agefair.data.dataset import FaceDataset
+from agefair.data.inputs import face_counts, model_inputs
+from agefair.data.labels import age_bin
+from agefair.data.prepare import PreparedData
+from agefair.data.split import split_rows
+from agefair.models.checkpoint import file_sha256, model_from_checkpoint
+from agefair.models.runtime import Runtime, predict
+
+COLUMNS = ["file", "variant", "age", "pred", "gender", "ethnicity", "age_bin", "row"]  # a UTKFace folder's
+
+
+
+
+
+
+def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndarray, preds: np.ndarray,
+                     variant: str) -> pd.DataFrame:
+    """One row per prediction with the image's labels: COLUMNS for a UTKFace folder; for a labels CSV,
+    file, variant, the age (or age_group, age_lo, age_hi), pred, the attributes, age_bin, row."""
+    m = prepared.manifest
+    rows = np.asarray(rows, dtype=np.int64)
+    out = {"file": m["file"].to_numpy()[rows], "variant": variant}
+    if prepared.labels == "interval":
+        for c in ("age_group", "age_lo", "age_hi"):
+            out[c] = m[c].to_numpy()[rows]
+    else:
+        ages = m["age"].to_numpy()[rows]
+        out["age"] = ages.astype(int) if prepared.kind == "utkface" else ages.astype(float)
+    out["pred"] = np.round(np.asarray(preds, dtype=float), 4)
+    for a in prepared.attributes:
+        out[a] = m[a].to_numpy()[rows]
+    if prepared.labels == "exact":
+        out["age_bin"] = age_bin(m["age"].to_numpy()[rows], data_cfg.age_bins)
+    out["row"] = rows
+    return pd.DataFrame(out)
+
+
+
+
+
+
+def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data_cfg: DataConfig, split: str,
+                    rt: Runtime, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Predictions on ``split`` (``row`` indexes the manifest) and the checkpoint's fields.
+
+    ``info["faces"]`` counts, on a labels-CSV dataset, how the split's images were read (whole crop,
+    detected face, no face found: those get no prediction)."""
+    model, cfg, ckpt = model_from_checkpoint(checkpoint)
+    digest = file_sha256(checkpoint)
+    info = {"checkpoint": str(checkpoint), "checkpoint_sha256": digest, "config": ckpt["config"],
+            "meta": ckpt.get("meta", {}), "epoch": ckpt.get("epoch"), "val_mae": ckpt.get("val_mae"),
+            "history": ckpt.get("history", [])}
+    mode = f"-{prepared.aligned}-{prepared.detector}" if prepared.kind == "csv" else ""
+    cache = prepared.work_dir / "predictions" / f"{digest[:16]}-{prepared.data_hash[:12]}-{split}{mode}.csv"
+    rows = split_rows(prepared, split)
+    if cache.exists() and prepared.kind != "csv":
+        cached = pd.read_csv(cache)
+        return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant), info
+    if cache.exists():  # the face locations are cached too: reading them again is cheap
+        from agefair.data.inputs import locate_faces
+
+        info["faces"] = face_counts(locate_faces(prepared, rows, progress))
+        cached = pd.read_csv(cache)
+        return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant), info
+
+    images, located = model_inputs(prepared, rows, cfg.model.image_size, progress)
+    if prepared.kind == "csv":
+        info["faces"] = face_counts(located)
+    usable = rows[located.loc[rows, "how"].isin(["whole", "face"]).to_numpy()]
+    # the labels are not the model's business here: the dataset's true ages (or 0 for age groups) only
+    # enter the loss that engine.predict reports, which the audit does not use
+    ages = (prepared.manifest["age"].to_numpy(np.float32) if prepared.labels == "exact"
+            else np.zeros(len(prepared.manifest), np.float32))
+    loader = DataLoader(FaceDataset(images, usable, ages[usable]), batch_size=cfg.train.eval_batch_size, shuffle=False)
+    model = model.to(rt.device)
+    out = predict(model, loader, rt, cfg.train.loss, desc=f"predicting {variant} ({split})", progress=progress)
+    frame = prediction_frame(prepared, data_cfg, out["rows"], out["pred"], variant)
+    with atomic_path(cache) as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame, info

@@ -1,0 +1,85 @@
+"""Judge an audit summary against the fairness thresholds of configs/fairness.yaml.
+
+A rule applies to the labels its metric is made for: mae, rmse, bias, cs5 and age_bin_spread to
+exact ages, in_group, dist, signed, too_old and too_young to age-group labels. Rules for the other
+kind of label are not applicable (listed by ``not_applicable``, never judged). ``grouping: every
+attribute`` is checked on the grouping of each sensitive attribute of the audited data.
+"""
+
+from __future__ import annotations
+
+import math
+
+from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule
+
+INTERVAL_RULE_METRICS = ("in_group", "dist", "signed", "too_old", "too_young")
+
+
+def applies(rule: ThresholdRule, audit: dict) -> bool:
+    """Whether ``rule``'s metric is computed for ``audit``'s kind of labels."""
+    return (rule.metric in INTERVAL_RULE_METRICS) == (audit.get("labels", "exact") == "interval")
+
+
+def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
+    """The rules that no audited model's labels allow, with the reason."""
+    out = []
+    for rule in rules:
+        if audits and not any(applies(rule, a) for a in audits.values()):
+            kinds = "age-group labels" if rule.metric in INTERVAL_RULE_METRICS else "exact ages"
+            out.append({"rule": rule.label, "metric": rule.metric, "reason": f"{rule.metric} is for {kinds}"})
+    return out
+
+
+def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
+    """(group, value, interval) that ``rule`` looks at in one variant's audit."""
+    nan2 = [math.nan, math.nan]
+    if rule.metric == "age_bin_spread":
+        return "age bins", float(audit.get("age_bin_spread", math.nan)), nan2
+    if rule.grouping == "overall":
+        m = audit["overall"][rule.metric]
+        return "all", m["value"], m["ci"]
+    grouping = audit["groupings"].get(rule.grouping)
+    if grouping is None:
+        return f"(no grouping {rule.grouping!r} in this audit)", math.nan, nan2
+    d = grouping["disparity"].get(rule.metric)
+    if d is None:
+        return "(fewer than 2 groups of adequate size)", math.nan, nan2
+    if rule.statistic == "worst_group":
+        return d["worst_group"], d["worst"], d["worst_ci"]
+    if rule.statistic == "difference":
+        return f"{d['worst_group']} vs {d['best_group']}", d["difference"], d["difference_ci"]
+    return f"{d['worst_group']} vs {d['best_group']}", d["ratio"], d["ratio_ci"]
+
+
+def judge(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
+    """One row per (variant, rule): the value, its interval, the judged number and pass/fail.
+
+    A rule whose number cannot be computed (NaN) fails: a gate that cannot be checked is not passed.
+    """
+    rows = []
+    for variant, audit in audits.items():
+        expanded = []
+        for rule in rules:
+            if not applies(rule, audit):
+                continue
+            if rule.grouping != EVERY_ATTRIBUTE:
+                expanded.append(rule)
+                continue
+            attrs = audit.get("attributes") or [None]  # none: judged as a missing grouping (fails)
+            for g in attrs:
+                label = f"{rule.name} ({g})" if rule.name else None
+                expanded.append(rule.model_copy(update={"grouping": g or EVERY_ATTRIBUTE, "name": label}))
+        for rule in expanded:
+            group, value, ci = _measure(rule, audit)
+            judged = {"point": value, "ci_lower": ci[0], "ci_upper": ci[1]}[rule.judge]
+            if rule.max is not None:
+                op, limit, ok = "<=", rule.max, judged <= rule.max
+            else:
+                op, limit, ok = ">=", rule.min, judged >= rule.min
+            rows.append({
+                "variant": variant, "rule": rule.label, "metric": rule.metric, "grouping": rule.grouping,
+                "statistic": rule.statistic, "group": group, "value": value, "ci": list(ci), "judge": rule.judge,
+                "judged_value": judged, "op": op, "threshold": limit, "passed": bool(ok and not math.isnan(judged)),
+            })
+    return rows
+

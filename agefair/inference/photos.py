@@ -1,0 +1,156 @@
+"""``python -m agefair.predict PATH...``: predict the age of every face in photos or face crops.
+
+Each image is read safely (a corrupt file is reported and skipped). Aligned face crops like
+UTKFace's are predicted whole; in other pictures faces are detected (face_recognition's HOG or CNN
+detector), each is cropped with UTKFace's measured framing (agefair.data.faces) and resized to the
+model's input size. One row per face: file, face index, box (left,top,right,bottom, or "whole
+image" for crops), predicted age; files with no face or that cannot be read get one row saying so.
+Boxes are pixels of the upright picture (after its EXIF orientation is applied). ``--model`` takes
+a checkpoint (.pt, run with torch) or an ONNX model written by agefair.export (.onnx, onnxruntime).
+
+Exit code 0 when at least one file was read, 2 when none could be (or on bad usage or model).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from agefair.core.errors import AgefairError
+from agefair.core.io import write_text_atomic
+from agefair.core.paths import IMAGE_SUFFIXES
+from agefair.inference.estimator import load_estimator
+
+WHOLE_IMAGE = "whole image"
+
+
+NO_FACE = "no face found"
+
+
+COLUMNS = ["file", "face", "box", "age", "status"]
+
+
+@dataclass
+class Row:
+    file: str
+    face: int | None = None
+    box: tuple[int, int, int, int] | str | None = None  # a box, WHOLE_IMAGE, or None (no face / unreadable)
+    age: float | None = None
+    status: str = "ok"
+
+    def box_text(self) -> str:
+        if self.box is None:
+            return ""
+        return self.box if isinstance(self.box, str) else ",".join(str(v) for v in self.box)
+
+    def age_text(self) -> str:
+        return "" if self.age is None else f"{self.age:.1f}"
+
+    def as_text(self) -> list[str]:
+        return [self.file, "" if self.face is None else str(self.face), self.box_text(), self.age_text(), self.status]
+
+    def as_json(self) -> dict:
+        box = list(self.box) if isinstance(self.box, tuple) else self.box
+        return {"file": self.file, "face": self.face, "box": box,
+                "age": None if self.age is None else round(self.age, 1), "status": self.status}
+
+
+def is_image_name(name: str) -> bool:
+    """An image suffix of agefair.core.paths.IMAGE_SUFFIXES, any case (UTKFace's ``.jpg.chip.jpg`` included)."""
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def collect_files(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files from files and folders (recursive, sorted), without repeats; and notes for stderr.
+
+    A named file is taken whatever its suffix (it is the user's explicit choice); a missing path is
+    kept so that it is reported as unreadable like any other file.
+    """
+    files: list[Path] = []
+    notes: list[str] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(p)
+
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_name(q.name))
+            if not found:
+                notes.append(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            for q in found:
+                add(q)
+        else:
+            add(p)
+    return files, notes
+
+
+
+
+class Predictor:
+    """Batches face crops and predicts their ages with a checkpoint or an exported ONNX model."""
+
+    def __init__(self, model_path: Path, batch: int):
+        self.estimator = load_estimator(model_path)
+        self.size = self.estimator.size
+        self.batch = batch
+        self.pending: list[tuple[Row, np.ndarray]] = []
+
+    def add(self, row: Row, face: np.ndarray) -> None:
+        self.pending.append((row, face))
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        ages = self.estimator.predict(np.stack([f for _, f in self.pending]))
+        for (row, _), age in zip(self.pending, ages):
+            row.age = float(age)
+        self.pending = []
+
+
+def whole_image(img: Image.Image, size: int) -> np.ndarray:
+    """The image as the model's input, resized exactly like training images (agefair load_face)."""
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR, reducing_gap=None)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def format_rows(rows: list[Row], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([r.as_json() for r in rows], indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(r.as_text() for r in rows)
+        return buf.getvalue()
+    table = [COLUMNS] + [r.as_text() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    right = {1, 3}  # face index and age are right-aligned
+    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+             for line in table]
+    return "\n".join(lines) + "\n"
+
+
+def write_output(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        write_text_atomic(out, text)
+    except OSError as exc:
+        raise AgefairError(f"{out}: cannot write: {exc.strerror or exc}") from None

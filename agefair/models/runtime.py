@@ -1,0 +1,99 @@
+"""One epoch of training and one pass of evaluation, torchvision-reference style."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from agefair.models.network import AgeModel, to_input
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how tensors are computed."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype, None = fp32
+    channels_last: bool
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_input(images.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @property
+    def precision_name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+def cpu_supports_bf16() -> bool:
+    cap = torch.backends.cpu.get_cpu_capability().lower()
+    return "avx512" in cap or "amx" in cap
+
+
+def make_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True) -> Runtime:
+    from agefair.core.errors import AgefairError
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AgefairError("--device cuda asked for, but torch sees no CUDA GPU")
+    dev = torch.device(device)
+    if precision == "auto":
+        if dev.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if cpu_supports_bf16() else "fp32"
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return Runtime(dev, dtype, channels_last)
+
+
+
+
+
+
+
+
+def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str) -> torch.Tensor:
+    """Loss of each sample: cross-entropy over integer ages (expectation head) or L1 / smooth-L1."""
+    if model.head_kind == "expectation":
+        target = ages.round().long().clamp_(0, model.max_age)
+        return F.cross_entropy(out.float(), target, reduction="none")
+    pred = out[:, 0].float()
+    if loss == "smooth_l1":
+        return F.smooth_l1_loss(pred, ages, reduction="none")
+    return F.l1_loss(pred, ages, reduction="none")
+
+
+@torch.no_grad()
+def predict(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: str = "l1",
+            desc: str = "evaluating", progress: bool = True) -> dict[str, np.ndarray | float]:
+    """Predicted ages for every sample of ``loader``, with the rows they came from and the mean loss."""
+    model.eval()
+    rows_out, preds_out, ages_out = [], [], []
+    total_loss = 0.0
+    n = 0
+    for images, ages, rows in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        x = rt.to_device(images)
+        y = ages.to(rt.device)
+        with rt.autocast():
+            out = model(x)
+        total_loss += per_sample_loss(model, out, y, loss_name).sum().item()
+        n += len(y)
+        preds_out.append(model.expected_age(out).cpu().numpy())
+        ages_out.append(ages.numpy())
+        rows_out.append(rows.numpy())
+    preds = np.concatenate(preds_out) if preds_out else np.zeros(0)
+    ages = np.concatenate(ages_out) if ages_out else np.zeros(0)
+    return {"rows": np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=int), "pred": preds,
+            "age": ages, "loss": total_loss / max(n, 1), "mae": float(np.abs(preds - ages).mean()) if n else float("nan")}

@@ -1,0 +1,75 @@
+"""One epoch of training, torchvision-reference style: forward, per-sample loss (weighted by the
+variant), backward, step; running sums stay on the device and are read every few batches."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from agefair.models.network import AgeModel
+from agefair.models.runtime import Runtime, per_sample_loss
+
+SYNC_EVERY = 20  # batches between progress-bar updates (each one waits for the device)
+
+
+
+
+def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler, rt: Runtime, loss_name: str, loss_weights: torch.Tensor | None,
+                    scaler: torch.amp.GradScaler | None, epoch: int, epochs: int,
+                    step_per_batch: bool = False, progress: bool = True,
+                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """Returns the epoch's mean training loss and MAE, image count and throughput (images/second).
+
+    ``augment`` (agefair.training.augment.BatchAugment) is applied to each float batch on the device. ``net`` is
+    what the forward pass runs (a DistributedDataParallel or torch.compile wrapper of ``model``);
+    ``model`` itself answers head questions (loss, expected age).
+    Running sums stay on the device and are read back every ``SYNC_EVERY`` batches, so a GPU is not
+    stalled by a host synchronisation after every step.
+    """
+    net = net or model
+    net.train()
+    total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
+    total_abs = torch.zeros((), dtype=torch.float64, device=rt.device)
+    n = 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}/{epochs} train", unit="batch", leave=False, disable=not progress)
+    for i, (images, ages, rows) in enumerate(bar):
+        x = rt.to_device(images)
+        if augment is not None:
+            x = augment(x)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        y = ages.to(rt.device, non_blocking=True)
+        with rt.autocast():
+            out = net(x)
+        losses = per_sample_loss(model, out, y, loss_name)
+        if loss_weights is not None:
+            losses = losses * loss_weights[rows].to(rt.device)
+        loss = losses.mean()
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None and step_per_batch:
+            scheduler.step()
+        with torch.no_grad():
+            total_abs += (model.expected_age(out.detach()).float() - y).abs().sum()
+            total_loss += loss.detach() * len(y)
+        n += len(y)
+        if progress and i % SYNC_EVERY == 0:
+            bar.set_postfix(loss=f"{total_loss.item() / n:.3f}", mae=f"{total_abs.item() / n:.2f}",
+                            img_s=f"{n / (time.perf_counter() - start):.0f}")
+    total_loss, total_abs = total_loss.item(), total_abs.item()
+    seconds = time.perf_counter() - start
+    return {"loss": total_loss / max(n, 1), "mae": total_abs / max(n, 1), "n": n, "seconds": seconds,
+            "img_per_s": n / seconds if seconds > 0 else 0.0}

@@ -1,0 +1,72 @@
+"""Training variants: each is a named strategy for how samples are drawn and how losses are weighted.
+
+Adding a variant is a few lines: write the weight function(s) and register a ``Variant``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from agefair.core.config import ImbalanceConfig
+from agefair.data.labels import age_bin_index
+
+WeightFn = Callable[[np.ndarray, Sequence[int], ImbalanceConfig], np.ndarray]
+
+
+def bin_frequency_weights(ages: np.ndarray, edges: Sequence[int], power: float = 1.0) -> np.ndarray:
+    """Per-sample weight (1 / frequency of the sample's age bin) ** power, normalised to mean 1."""
+    bins = age_bin_index(ages, edges)
+    counts = np.bincount(bins, minlength=len(edges)).astype(float)
+    w = (1.0 / counts[bins]) ** power
+    return w / w.mean()
+
+
+def lds_weights(ages: np.ndarray, sigma: float, kernel_size: int, max_age: int = 116) -> np.ndarray:
+    """Label-distribution smoothing (Yang et al., ICML 2021), per-sample weights normalised to mean 1.
+
+    The empirical density of integer ages is convolved with a Gaussian kernel (``kernel_size``
+    ages wide, std ``sigma`` years); each sample is weighted by 1 / sqrt(smoothed density).
+    """
+    ages_int = np.clip(np.rint(ages).astype(int), 0, max_age)
+    density = np.bincount(ages_int, minlength=max_age + 1).astype(float)
+    half = (kernel_size - 1) // 2
+    x = np.arange(-half, half + 1)
+    kernel = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    kernel /= kernel.max()
+    smoothed = np.convolve(np.pad(density, half, mode="constant"), kernel, mode="valid")
+    w = 1.0 / np.sqrt(np.maximum(smoothed[ages_int], 1e-12))
+    return w / w.mean()
+
+
+def _inverse_bin(ages, edges, cfg):
+    return bin_frequency_weights(ages, edges, 1.0)
+
+
+def _weighted_loss(ages, edges, cfg):
+    return bin_frequency_weights(ages, edges, 1.0 if cfg.weighting == "inverse" else 0.5)
+
+
+def _lds(ages, edges, cfg):
+    return lds_weights(ages, cfg.lds_kernel_sigma, cfg.lds_kernel_size)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    sampling_weights: Optional[WeightFn] = None  # -> WeightedRandomSampler over the training set
+    loss_weights: Optional[WeightFn] = None  # -> per-sample loss weights (mean 1)
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("baseline", "uniform sampling, unweighted loss"),
+    Variant("oversample", "age-bin oversampling: draws weighted by 1 / age-bin frequency",
+            sampling_weights=_inverse_bin),
+    Variant("weighted", "loss weighted by inverse (or square-root inverse) age-bin frequency",
+            loss_weights=_weighted_loss),
+    Variant("lds", "label-distribution smoothing: loss weighted by 1 / sqrt(Gaussian-smoothed age density)",
+            loss_weights=_lds),
+]}
