@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,6 @@ from sklearn.model_selection import train_test_split
 from agefair.core.config import DataConfig
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path, write_json_atomic
-
-if TYPE_CHECKING:  # data.prepare imports this module
-    from agefair.data.prepare import PreparedData
 from agefair.data.labels import age_bin
 
 SPLITS = ("train", "val", "test")
@@ -142,7 +139,13 @@ def stratified_limit(manifest: pd.DataFrame, rows: np.ndarray, limit: int, cfg: 
         keep = np.random.default_rng(seed).choice(rows, size=limit, replace=False)
     return np.sort(keep)
 
-def split_rows(prepared: PreparedData, split: str) -> np.ndarray:
+class HasManifest(Protocol):
+    """Anything with a split manifest (agefair.data.prepare.PreparedData, which imports this module)."""
+
+    manifest: pd.DataFrame
+
+
+def split_rows(prepared: HasManifest, split: str) -> np.ndarray:
     """Manifest rows of ``split`` (train, val, test, or all)."""
     if split == "all":
         return np.arange(len(prepared.manifest))

@@ -182,7 +182,7 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: 
             "versions": versions(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "reproduce": reproduce_command(runs_dir, prepared.source or prepared.data_dir, prepared.split_meta["seed"],
                                            split, thresholds_file, variants, external),
-            "device": str(rt.device) if rt else None, "precision": rt.precision_name if rt else None,
+            "device": str(rt.device) if rt else None, "precision": rt.measure_precision_name if rt else None,
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "data_config": data_cfg.model_dump(mode="json"),
         },

@@ -68,7 +68,9 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
             "meta": ckpt.get("meta", {}), "epoch": ckpt.get("epoch"), "val_mae": ckpt.get("val_mae"),
             "history": ckpt.get("history", [])}
     mode = f"-{prepared.aligned}-{prepared.detector}" if prepared.kind == "csv" else ""
-    cache = prepared.work_dir / "predictions" / f"{digest[:16]}-{prepared.data_hash[:12]}-{split}{mode}.csv"
+    precision = rt.measure_precision_name  # ages differ by precision: one cache entry each
+    cache = (prepared.work_dir / "predictions"
+             / f"{digest[:16]}-{prepared.data_hash[:12]}-{split}{mode}-{precision}.csv")
     rows = split_rows(prepared, split)
     if cache.exists() and prepared.kind != "csv":
         cached = pd.read_csv(cache)

@@ -78,7 +78,7 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
     """
     ages = prepared.manifest["age"].to_numpy(np.float32)[rows]
     rows_key = hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:10]
-    key = f"{prepared.data_hash[:12]}-{rows_key}-s{seed}"
+    key = f"{prepared.data_hash[:12]}-{rows_key}-s{seed}-{rt.measure_precision_name}"
     cache_dir = prepared.work_dir / "robustness"
     cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -282,7 +282,7 @@ def run_robustness(prepared: PreparedData, data_cfg: DataConfig, fair: FairnessC
             "corruption_seed": rc.seed, "thresholds_file": thresholds_file,
             "settings": rc.model_dump(mode="json") | {"min_group_size": fair.min_group_size,
                                                       "ci_level": fair.ci_level, "bootstrap_seed": fair.seed},
-            "device": str(rt.device), "precision": rt.precision_name, "torch_threads": torch.get_num_threads(),
+            "device": str(rt.device), "precision": rt.measure_precision_name, "torch_threads": torch.get_num_threads(),
             "git_commit": git_commit(), "git_dirty": git_dirty(), "versions": versions(),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         },

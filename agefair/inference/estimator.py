@@ -53,7 +53,8 @@ class TorchEstimator:
         if self.rt.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.description = f"{cfg.model.backbone}@{self.size}, torch {self.rt.precision_name} on {self.rt.device}"
+        self.description = (f"{cfg.model.backbone}@{self.size}, torch {self.rt.measure_precision_name} "
+                            f"on {self.rt.device}")
 
     @torch.no_grad()
     def predict(self, faces: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ class TorchEstimator:
         if len(faces) == 0:
             return np.zeros(0, np.float32)
         x = self.rt.to_device(torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2))
-        with self.rt.autocast():
+        with self.rt.measure_autocast():
             return self.model.predict(x).float().cpu().numpy()
 
 

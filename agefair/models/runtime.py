@@ -14,18 +14,28 @@ from tqdm.auto import tqdm
 from agefair.models.network import AgeModel, to_input
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how tensors are computed."""
+    """Where and how tensors are computed.
+
+    ``dtype`` is the autocast type of training steps (``autocast``); measurements (``predict``:
+    validation MAE, audit, robustness, prediction) run in ``measure_dtype``, fp32 unless asked
+    otherwise, so that the same checkpoint gives the same ages on every CPU and GPU.
+    """
 
     device: torch.device
-    dtype: torch.dtype | None  # autocast dtype, None = fp32
+    dtype: torch.dtype | None  # training autocast dtype, None = fp32
     channels_last: bool
+    measure_dtype: torch.dtype | None = None  # None = fp32
 
     def autocast(self):
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return _autocast(self.device, self.dtype)
+
+    def measure_autocast(self):
+        return _autocast(self.device, self.measure_dtype)
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         x = to_input(images.to(self.device, non_blocking=True))
@@ -33,7 +43,21 @@ class Runtime:
 
     @property
     def precision_name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        """The training precision."""
+        return _name(self.dtype)
+
+    @property
+    def measure_precision_name(self) -> str:
+        """The precision every prediction and evaluation is computed in."""
+        return _name(self.measure_dtype)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _name(dtype: torch.dtype | None) -> str:
+    return next(name for name, d in PRECISIONS.items() if d == dtype)
 
 
 def cpu_supports_bf16() -> bool:
@@ -41,7 +65,10 @@ def cpu_supports_bf16() -> bool:
     return "avx512" in cap or "amx" in cap
 
 
-def make_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True) -> Runtime:
+def make_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True, *,
+                 measure_precision: str = "fp32") -> Runtime:
+    """``precision``: training autocast (auto: bf16 on a GPU or an AVX-512/AMX CPU, fp16 on GPUs
+    without bf16, else fp32); ``measure_precision``: predictions and evaluation (fp32 by default)."""
     from agefair.core.errors import AgefairError
 
     if device == "auto":
@@ -54,14 +81,7 @@ def make_runtime(device: str = "auto", precision: str = "auto", channels_last: b
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             precision = "bf16" if cpu_supports_bf16() else "fp32"
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(dev, dtype, channels_last)
-
-
-
-
-
-
+    return Runtime(dev, PRECISIONS[precision], channels_last, PRECISIONS[measure_precision])
 
 
 def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str) -> torch.Tensor:
@@ -86,7 +106,7 @@ def predict(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: str = "
     for images, ages, rows in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         x = rt.to_device(images)
         y = ages.to(rt.device)
-        with rt.autocast():
+        with rt.measure_autocast():
             out = model(x)
         total_loss += per_sample_loss(model, out, y, loss_name).sum().item()
         n += len(y)
