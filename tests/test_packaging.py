@@ -5,6 +5,7 @@ loads from inside the installed package (not from the checkout's configs/)."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -37,15 +38,27 @@ print("configs:", ", ".join(names))
 """
 
 
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    """What the wheel copy leaves out: caches everywhere; at the repo root, environments and outputs."""
+    skip = {n for n in names if n in ("__pycache__", ".pytest_cache") or n.endswith(".egg-info")}
+    if Path(folder) == REPO_ROOT:
+        skip |= {n for n in names if n in (".git", "build", "runs", "reports", ".agefair", "data") or n.startswith(".venv")}
+    return skip
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    # Built from a clean copy of the sources: setuptools reuses a checkout's build/ folder, whose stale
+    # files could hide a package missing from pyproject.toml.
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=_not_sources)
     wheel_dir = tmp_path / "wheel"
     build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                  str(wheel_dir), str(REPO_ROOT)], cwd=tmp_path, env=dict(os.environ))
+                  str(wheel_dir), str(source)], cwd=tmp_path, env=dict(os.environ))
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(wheel_dir.glob("agefair-*.whl"))
 
