@@ -20,18 +20,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from agefair.core.errors import AgefairError, run_cli
-from agefair.inference.onnx import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    PARITY_BATCH,
-    PARITY_TOLERANCE,
-    export_onnx,
-    parity,
-)
-from agefair.models.checkpoint import file_sha256, model_from_checkpoint
+from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, export_checked
+from agefair.models.checkpoint import model_from_checkpoint
+from agefair.models.runs import model_or_best_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,31 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.onnx.lower().endswith(".onnx"):
         raise AgefairError(f"--onnx {args.onnx}: the file name must end in .onnx (predict and video choose "
                            f"onnxruntime by that suffix)")
-    if args.model:
-        checkpoint, why = Path(args.model), "given with --model"
-    else:
-        from agefair.models.runs import pick_best_run
-
-        checkpoint, why = pick_best_run(Path(args.runs))
+    checkpoint, why = model_or_best_run(args.model, args.runs)
     model, cfg, _ = model_from_checkpoint(checkpoint)
     size = cfg.model.image_size
     print(f"agefair: exporting {checkpoint} ({why}): {cfg.model.backbone}@{size}, {cfg.model.head} head")
-    meta = {"agefair.backbone": cfg.model.backbone, "agefair.head": cfg.model.head,
-            "agefair.image_size": str(size), "agefair.checkpoint_sha256": file_sha256(checkpoint),
-            "agefair.input": "float32 NCHW RGB in [0, 1] (uint8 / 255), UTKFace-framed face crops; "
-                             "normalisation is inside the model",
-            "agefair.output": "age in years, shape [batch]"}
     out = Path(args.onnx)
-    try:
-        export_onnx(model, size, out, meta, args.opset)
-    except OSError as exc:
-        raise AgefairError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    images = torch.rand(PARITY_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
-    diff = parity(model, out, images)
-    if diff > PARITY_TOLERANCE:
-        out.unlink()
-        raise AgefairError(f"{out}: onnxruntime's ages differ from torch's by up to {diff:.3f} years "
-                           f"(> {PARITY_TOLERANCE}); the export was removed")
+    diff = export_checked(model, cfg, checkpoint, out, args.opset)
     print(f"agefair: wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input '{INPUT_NAME}' float32 "
           f"[batch, 3, {size}, {size}] in [0, 1], output '{OUTPUT_NAME}' [batch] years; onnxruntime matches "
           f"torch within {diff:.1e} years on a random batch of {PARITY_BATCH}")

@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import numpy as np
-from tqdm.auto import tqdm
 
 from agefair.core.errors import AgefairError, run_cli
-from agefair.data.faces import DETECTORS, crop_verdict, detect_faces, utk_crop
-from agefair.data.images import ImageReadError, open_rgb
+from agefair.data.faces import DETECTORS
+from agefair.inference.estimator import load_estimator
 from agefair.inference.photos import (
-    NO_FACE,
-    WHOLE_IMAGE,
-    Predictor,
-    Row,
+    Detection,
     collect_files,
     format_rows,
-    whole_image,
+    predict_files,
     write_output,
 )
-from agefair.models.runs import pick_best_run
+from agefair.models.runs import model_or_best_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,63 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     files, notes = collect_files(args.paths)
     if not files:
         raise AgefairError(f"no image files in {', '.join(args.paths)}")
-    if args.model:
-        checkpoint, why = Path(args.model), "given with --model"
-    else:
-        checkpoint, why = pick_best_run(Path(args.runs))
-    predictor = Predictor(checkpoint, args.batch)
-    size = predictor.size
+    checkpoint, why = model_or_best_run(args.model, args.runs)
+    estimator = load_estimator(checkpoint)
 
-    rows: list[Row] = []
-    unreadable: list[str] = []
-    n_faces = n_no_face = 0
-    announced = False
-    bar = tqdm(files, desc="predicting", unit="file", disable=None, file=sys.stderr, leave=False)
-    for path in bar:
-        name = str(path)
-        try:
-            img, _ = open_rgb(path)
-        except ImageReadError as exc:
-            msg = str(exc).removeprefix(f"{path}: ")
-            unreadable.append(f"{path}: {msg}")
-            rows.append(Row(name, status=f"unreadable: {msg}"))
-            continue
-        if not announced:  # only once something is read: with nothing readable the error stays one line
-            for note in notes:
-                print(f"agefair: {note}", file=sys.stderr)
-            print(f"agefair: model {checkpoint} ({why})", file=sys.stderr)
-            announced = True
-        rgb = np.asarray(img, dtype=np.uint8)
-        if args.detect == "never":
-            is_crop, boxes = True, []
-        else:
-            boxes = detect_faces(rgb, model=args.detector, upsample=upsample, max_side=args.max_side)
-            is_crop = args.detect == "auto" and crop_verdict(rgb, args.detector, boxes=boxes)[0]
-        if is_crop:
-            row = Row(name, face=0, box=WHOLE_IMAGE)
-            if args.detect == "auto" and not boxes:
-                row.status = "ok (no face detected; read as an aligned crop)"
-            rows.append(row)
-            predictor.add(row, whole_image(img, size))
-            n_faces += 1
-        elif not boxes:
-            rows.append(Row(name, status=NO_FACE))
-            n_no_face += 1
-        else:
-            for i, box in enumerate(boxes):
-                row = Row(name, face=i, box=box)
-                rows.append(row)
-                predictor.add(row, utk_crop(rgb, box, size, detector=args.detector))
-                n_faces += 1
-    predictor.flush()
-    bar.close()
+    def announce() -> None:  # only once something is read: with nothing readable the error stays one line
+        for note in notes:
+            print(f"agefair: {note}", file=sys.stderr)
+        print(f"agefair: model {checkpoint} ({why})", file=sys.stderr)
 
-    if len(unreadable) == len(files):
+    detection = Detection(args.detect, args.detector, upsample, args.max_side)
+    result = predict_files(files, estimator, detection=detection, batch=args.batch, on_first_read=announce)
+    if len(result.unreadable) == len(files):
         more = f" (and {len(files) - 1} more)" if len(files) > 1 else ""
-        raise AgefairError(f"no image could be read: {unreadable[0]}{more}")
-    write_output(format_rows(rows, args.format), args.out)
-    print(f"agefair: {len(files)} files, {n_faces} faces, {n_no_face} without a face, {len(unreadable)} unreadable"
-          + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
+        raise AgefairError(f"no image could be read: {result.unreadable[0]}{more}")
+    write_output(format_rows(result.rows, args.format), args.out)
+    print(f"agefair: {len(files)} files, {result.n_faces} faces, {result.n_no_face} without a face, "
+          f"{len(result.unreadable)} unreadable" + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from agefair.cli.args import add_data_args
-from agefair.core.config import PRESETS, load_train_config
+from agefair.cli.args import add_data_args, data_request_from_args
+from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.core.formatting import format_seconds
 from agefair.models.network import create_model
@@ -21,7 +21,7 @@ from agefair.training.trainer import train_all
 from agefair.training.variants import VARIANTS
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agefair.train", description=__doc__.split("\n")[0])
     parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"], help="training variant")
     parser.add_argument("--preset", default="reference", choices=PRESETS, help="training preset (default: reference)")
@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from RUNS_DIR/<variant>/last.pt")
     parser.add_argument("--overwrite", action="store_true", help="start over even if the run folder holds a run")
     add_data_args(parser)
-    args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        parser.error("--limit must be at least 1")
+    return parser
 
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The preset, --config and the options that override its keys."""
     overrides: dict = {}
     if args.epochs is not None:
         overrides.setdefault("train", {})["epochs"] = args.epochs
@@ -49,12 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("model", {})["head"] = args.head
     if args.pretrained is not None:
         overrides.setdefault("model", {})["pretrained"] = args.pretrained
-    cfg = load_train_config(args.preset, args.config, overrides)
+    return load_train_config(args.preset, args.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    cfg = train_config(args)
     if cfg.model.pretrained == "imagenet":
         create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation
     ctx, device = init_distributed(args.device)
     try:
-        summaries = train_all(args, cfg, ctx, device)
+        summaries = train_all(variants=list(VARIANTS) if args.variant == "all" else [args.variant], cfg=cfg,
+                              data_request=data_request_from_args(args), out_dir=args.out, limit=args.limit,
+                              device=device, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                              ctx=ctx)
     finally:
         shutdown_distributed()
     if len(summaries) > 1 and ctx.is_main:

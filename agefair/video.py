@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from agefair.core.errors import AgefairError, run_cli
-from agefair.inference.estimator import load_estimator
 from agefair.inference.tracking import (
     TRACKERS,
 )
@@ -28,7 +27,7 @@ from agefair.inference.video import (
     DEFAULT_THREADS,
     OUT_CODECS,
     VideoSettings,
-    open_source,
+    open_with_model,
     process_video,
     stage_report,
 )
@@ -84,19 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         positive("--max-frames", args.max_frames)
     if args.out and Path(args.out).suffix.lower() not in OUT_CODECS:
         raise AgefairError(f"--out {args.out}: the name must end in {' or '.join(OUT_CODECS)}")
-    # the source is checked before the (slower) model load, so a typo fails at once
-    opened = open_source(args.source)
-    try:
-        if args.model:
-            model_path, why = Path(args.model), "given with --model"
-        else:
-            from agefair.models.runs import pick_best_run
-
-            model_path, why = pick_best_run(Path(args.runs))
-        estimator = load_estimator(model_path, threads=positive("--threads", args.threads))
-    except BaseException:
-        opened[0].release()
-        raise
+    threads = positive("--threads", args.threads)
+    opened, estimator, model_path, why = open_with_model(args.source, args.model, args.runs, threads)
     print(f"agefair: model {model_path} ({why}; {estimator.description})", file=sys.stderr)
     result = process_video(args.source, estimator, settings, args.out, args.max_frames, opened=opened)
     for line in stage_report(result):

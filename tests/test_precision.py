@@ -49,12 +49,12 @@ def test_predicted_ages_are_the_same_whatever_the_cpu(head, monkeypatch):
     for capable in (True, False):
         monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda capable=capable: capable)
         rt = runtime.make_runtime("cpu")
-        ages[capable] = runtime.predict(model, loader, rt, progress=False)["pred"]
-    fp32 = runtime.predict(model, loader, runtime.make_runtime("cpu", "fp32"), progress=False)["pred"]
+        ages[capable] = runtime.predict_loader(model, loader, rt, progress=False)["pred"]
+    fp32 = runtime.predict_loader(model, loader, runtime.make_runtime("cpu", "fp32"), progress=False)["pred"]
     np.testing.assert_array_equal(ages[True], ages[False])
     np.testing.assert_array_equal(ages[True], fp32)
     # bf16 measurement is a real opt-in: it changes the ages (quantised logits), by little
-    bf16 = runtime.predict(model, loader, runtime.make_runtime("cpu", "bf16", measure_precision="bf16"),
+    bf16 = runtime.predict_loader(model, loader, runtime.make_runtime("cpu", "bf16", measure_precision="bf16"),
                            progress=False)["pred"]
     assert np.abs(bf16 - fp32).max() < 2.0
     if head == "expectation":  # (an untrained regression head answers its bias: the same in both)

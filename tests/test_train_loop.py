@@ -59,7 +59,7 @@ def test_early_stopping_with_an_absurd_learning_rate(train_env, capsys):
 
 
 class ScriptedEpochs:
-    """Stand-ins for train_one_epoch / predict: no real training, validation MAEs from a script."""
+    """Stand-ins for train_one_epoch / predict_loader: no real training, validation MAEs from a script."""
 
     def __init__(self, val_maes):
         self.val_maes = list(val_maes)
@@ -87,7 +87,7 @@ class ScriptedEpochs:
 def test_early_stopping_logic(train_env, monkeypatch, val_maes, patience, epochs_run, best_epoch, stopped):
     script = ScriptedEpochs(val_maes)
     monkeypatch.setattr(agefair.training.trainer, "train_one_epoch", script.train_one_epoch)
-    monkeypatch.setattr(agefair.training.trainer, "predict", script.predict)
+    monkeypatch.setattr(agefair.training.trainer, "predict_loader", script.predict)
     config = train_env.override(f"patience{patience}.yaml", {"train": {"patience": patience}})
     out = train_env.root / f"scripted-{'-'.join(map(str, val_maes))}"
     assert main(train_env.args("baseline", 6, "--limit", "40", out=out, config=config)) == 0

@@ -13,7 +13,7 @@ from agefair.core.config import (
 from agefair.core.errors import AgefairError
 from agefair.core.paths import resolve_data_dir
 from agefair.data.csv_dataset import labels_csv
-from agefair.data.prepare import PreparedData, prepare
+from agefair.data.prepare import DataRequest, PreparedData
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def prepare_from_args(args: argparse.Namespace, csv_ok: bool = False) -> tuple[PreparedData, DataConfig]:
-    """The prepared data of --data; a labels CSV only where ``csv_ok`` (the audit reads them, training does not yet)."""
+def data_request_from_args(args: argparse.Namespace, csv_ok: bool = False) -> DataRequest:
+    """What --data and its companions ask to prepare; a labels CSV only where ``csv_ok`` (the audit reads
+    them, training does not yet)."""
     cfg = load_data_config(args.data_config)
     data_dir = resolve_data_dir(args.data)
     ds_arg = getattr(args, "dataset_config", None)
@@ -41,6 +42,11 @@ def prepare_from_args(args: argparse.Namespace, csv_ok: bool = False) -> tuple[P
     if ds_arg and not is_csv:
         raise AgefairError(f"--dataset-config {ds_arg}: {data_dir} is a UTKFace folder, not a labels CSV "
                            f"(the dataset config maps a CSV's columns)")
-    prepared = prepare(data_dir, cfg, seed=args.split_seed, resplit=args.resplit, work_root=args.work,
+    return DataRequest(data_dir, cfg, split_seed=args.split_seed, resplit=args.resplit, work_root=args.work,
                        progress=not args.quiet, dataset_cfg=load_dataset_config(ds_arg), dataset_cfg_source=ds_arg)
-    return prepared, cfg
+
+
+def prepare_from_args(args: argparse.Namespace, csv_ok: bool = False) -> tuple[PreparedData, DataConfig]:
+    """The prepared data of --data (see data_request_from_args), and its data config."""
+    request = data_request_from_args(args, csv_ok)
+    return request.prepare(), request.data_cfg

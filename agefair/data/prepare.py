@@ -65,6 +65,28 @@ def dataset_work_dir(data_dir: Path, work_root: str | Path | None = None) -> Pat
     return path
 
 
+@dataclass(frozen=True)
+class DataRequest:
+    """What to prepare: the data folder (or labels CSV), its configs, the split and where derived files go.
+
+    Commands build one from their arguments (agefair.cli.args.data_request_from_args); library code that
+    prepares the data itself (agefair.training.trainer.train_all) takes one."""
+
+    data_dir: Path
+    data_cfg: DataConfig
+    split_seed: int | None = None  # None: the data config's
+    resplit: bool = False
+    work_root: str | Path | None = None  # None: $AGEFAIR_WORK, else .agefair
+    progress: bool = True
+    dataset_cfg: DatasetConfig | None = None  # how a labels CSV's columns are read
+    dataset_cfg_source: str | None = None
+
+    def prepare(self) -> PreparedData:
+        return prepare(self.data_dir, self.data_cfg, seed=self.split_seed, resplit=self.resplit,
+                       work_root=self.work_root, progress=self.progress, dataset_cfg=self.dataset_cfg,
+                       dataset_cfg_source=self.dataset_cfg_source)
+
+
 def prepare(data_dir: Path, cfg: DataConfig, seed: int | None = None, resplit: bool = False,
             work_root: str | Path | None = None, progress: bool = True,
             dataset_cfg: DatasetConfig | None = None, dataset_cfg_source: str | None = None) -> PreparedData:

@@ -21,7 +21,7 @@ from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
 from agefair.data.split import split_rows
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
-from agefair.models.runtime import Runtime, predict
+from agefair.models.runtime import Runtime, predict_loader
 
 COLUMNS = ["file", "variant", "age", "pred", "gender", "ethnicity", "age_bin", "row"]  # a UTKFace folder's
 
@@ -87,12 +87,12 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
         info["faces"] = face_counts(located)
     usable = rows[located.loc[rows, "how"].isin(["whole", "face"]).to_numpy()]
     # the labels are not the model's business here: the dataset's true ages (or 0 for age groups) only
-    # enter the loss that engine.predict reports, which the audit does not use
+    # enter the loss that predict_loader reports, which the audit does not use
     ages = (prepared.manifest["age"].to_numpy(np.float32) if prepared.labels == "exact"
             else np.zeros(len(prepared.manifest), np.float32))
     loader = DataLoader(FaceDataset(images, usable, ages[usable]), batch_size=cfg.train.eval_batch_size, shuffle=False)
     model = model.to(rt.device)
-    out = predict(model, loader, rt, cfg.train.loss, desc=f"predicting {variant} ({split})", progress=progress)
+    out = predict_loader(model, loader, rt, cfg.train.loss, desc=f"predicting {variant} ({split})", progress=progress)
     frame = prediction_frame(prepared, data_cfg, out["rows"], out["pred"], variant)
     with atomic_path(cache) as tmp:
         frame.to_csv(tmp, index=False)

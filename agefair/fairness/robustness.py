@@ -46,7 +46,7 @@ from agefair.fairness.corruptions import CORRUPTIONS, corrupt
 from agefair.fairness.leaderboard import nan_to_none
 from agefair.fairness.metrics import AuditSettings, grouped_metrics
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
-from agefair.models.runtime import Runtime, make_runtime, predict
+from agefair.models.runtime import Runtime, make_runtime, predict_loader
 
 CLEAN = ("clean", 0)
 
@@ -126,7 +126,7 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
                 for v, f in todo:
                     model, cfg = models[v]
                     loader = DataLoader(FaceDataset(nhwc, np.arange(len(rows)), ages), batch_size=batch_size)
-                    res = predict(model, loader, rt, cfg.train.loss, desc=f"{v} {cond[0]} {cond[1]}",
+                    res = predict_loader(model, loader, rt, cfg.train.loss, desc=f"{v} {cond[0]} {cond[1]}",
                                   progress=False)
                     pred = res["pred"].astype(np.float32)
                     with atomic_path(f) as tmp:

@@ -1,4 +1,4 @@
-"""``python -m agefair.export --model CKPT --onnx model.onnx``: export an age model to ONNX.
+"""ONNX export of an age model, checked against torch: the library behind ``python -m agefair.export``.
 
 The exported graph is the whole predictor, normalisation and head included:
 
@@ -11,8 +11,7 @@ The exported graph is the whole predictor, normalisation and head included:
 The model is exported with torch's ``torch.export``-based exporter (it needs onnxscript), written
 atomically as one file, checked with onnxruntime against torch on a random batch (the export is
 refused when they differ by more than 0.05 years) and tagged with metadata (backbone, head, image
-size, the checkpoint's SHA-256). ``python -m agefair.predict --model model.onnx`` and
-``python -m agefair.video --model model.onnx`` run it with onnxruntime.
+size, the checkpoint's SHA-256).
 """
 
 from __future__ import annotations
@@ -28,15 +27,13 @@ from torch import nn
 
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
+from agefair.core.config import TrainConfig
+from agefair.models.checkpoint import file_sha256
 from agefair.models.network import AgeModel
 
 INPUT_NAME, OUTPUT_NAME = "image", "age"
-
-
 PARITY_TOLERANCE = 0.05  # years: the largest torch-vs-onnxruntime difference an export may have
-
-
-PARITY_BATCH = 8
+PARITY_BATCH = 8  # random images of the parity check
 
 
 class AgePredictor(nn.Module):
@@ -87,3 +84,32 @@ def parity(model: AgeModel, onnx_path: str | Path, images: torch.Tensor) -> floa
         expected = model.cpu().float().eval().predict(images).numpy()
     (got,) = est.session.run(None, {est.input_name: images.numpy()})
     return float(np.abs(np.asarray(got) - expected).max())
+
+
+def export_metadata(cfg: TrainConfig, checkpoint: str | Path) -> dict[str, str]:
+    """The ONNX model's metadata: architecture, input and output contract, the checkpoint's SHA-256."""
+    return {"agefair.backbone": cfg.model.backbone, "agefair.head": cfg.model.head,
+            "agefair.image_size": str(cfg.model.image_size), "agefair.checkpoint_sha256": file_sha256(checkpoint),
+            "agefair.input": "float32 NCHW RGB in [0, 1] (uint8 / 255), UTKFace-framed face crops; "
+                             "normalisation is inside the model",
+            "agefair.output": "age in years, shape [batch]"}
+
+
+def export_checked(model: AgeModel, cfg: TrainConfig, checkpoint: str | Path, out: str | Path,
+                   opset: int | None = None) -> float:
+    """Export ``model`` (loaded from ``checkpoint``) to ``out`` with its metadata, then compare onnxruntime
+    with torch on PARITY_BATCH seeded random images; returns the largest difference in years. An export
+    that differs by more than PARITY_TOLERANCE is removed and refused (AgefairError)."""
+    size = cfg.model.image_size
+    out = Path(out)
+    try:
+        export_onnx(model, size, out, export_metadata(cfg, checkpoint), opset)
+    except OSError as exc:
+        raise AgefairError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    images = torch.rand(PARITY_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
+    diff = parity(model, out, images)
+    if diff > PARITY_TOLERANCE:
+        out.unlink()
+        raise AgefairError(f"{out}: onnxruntime's ages differ from torch's by up to {diff:.3f} years "
+                           f"(> {PARITY_TOLERANCE}); the export was removed")
+    return diff

@@ -1,14 +1,11 @@
-"""``python -m agefair.predict PATH...``: predict the age of every face in photos or face crops.
+"""Ages of the faces in photos and face crops: the library behind ``python -m agefair.predict``.
 
-Each image is read safely (a corrupt file is reported and skipped). Aligned face crops like
-UTKFace's are predicted whole; in other pictures faces are detected (face_recognition's HOG or CNN
-detector), each is cropped with UTKFace's measured framing (agefair.data.faces) and resized to the
-model's input size. One row per face: file, face index, box (left,top,right,bottom, or "whole
-image" for crops), predicted age; files with no face or that cannot be read get one row saying so.
-Boxes are pixels of the upright picture (after its EXIF orientation is applied). ``--model`` takes
-a checkpoint (.pt, run with torch) or an ONNX model written by agefair.export (.onnx, onnxruntime).
-
-Exit code 0 when at least one file was read, 2 when none could be (or on bad usage or model).
+Each image is read safely (a corrupt file gets a row saying so). Aligned face crops like UTKFace's are
+predicted whole; in other pictures faces are detected (face_recognition's HOG or CNN detector), each is
+cropped with UTKFace's measured framing (agefair.data.faces) and resized to the model's input size. One
+row per face: file, face index, box (left,top,right,bottom, or "whole image" for crops), predicted age;
+files with no face or that cannot be read get one row saying so. Boxes are pixels of the upright picture
+(after its EXIF orientation is applied).
 """
 
 from __future__ import annotations
@@ -17,23 +14,23 @@ import csv
 import io
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from agefair.core.errors import AgefairError
 from agefair.core.io import write_text_atomic
 from agefair.core.paths import IMAGE_SUFFIXES
-from agefair.inference.estimator import load_estimator
+from agefair.data.faces import crop_verdict, detect_faces, utk_crop
+from agefair.data.images import ImageReadError, open_rgb
+from agefair.inference.estimator import AgeEstimator
 
 WHOLE_IMAGE = "whole image"
-
-
 NO_FACE = "no face found"
-
-
 COLUMNS = ["file", "face", "box", "age", "status"]
 
 
@@ -96,14 +93,12 @@ def collect_files(paths: list[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
+class FaceBatcher:
+    """Collects face crops and predicts their ages in batches of ``batch``, filling in each crop's row."""
 
-
-class Predictor:
-    """Batches face crops and predicts their ages with a checkpoint or an exported ONNX model."""
-
-    def __init__(self, model_path: Path, batch: int):
-        self.estimator = load_estimator(model_path)
-        self.size = self.estimator.size
+    def __init__(self, estimator: AgeEstimator, batch: int):
+        self.estimator = estimator
+        self.size = estimator.size
         self.batch = batch
         self.pending: list[tuple[Row, np.ndarray]] = []
 
@@ -119,6 +114,77 @@ class Predictor:
         for (row, _), age in zip(self.pending, ages):
             row.age = float(age)
         self.pending = []
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How faces are found in a picture."""
+
+    mode: str = "auto"  # auto: square crops like UTKFace's whole, detection elsewhere; always; never
+    detector: str = "hog"  # agefair.data.faces.DETECTORS
+    upsample: int = 1
+    max_side: int = 800  # larger pictures are shrunk for detection (boxes are mapped back)
+
+
+@dataclass
+class PhotoResult:
+    rows: list[Row]  # one per face, or one per file without a face / unreadable
+    n_faces: int = 0
+    n_no_face: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "path: why"
+
+
+def predict_files(files: list[Path], estimator: AgeEstimator, *, detection: Detection = Detection(), batch: int = 64,
+                  on_first_read: Callable[[], None] | None = None) -> PhotoResult:
+    """Ages of the faces in ``files``, in order; a corrupt or missing file gets one row saying so.
+
+    ``on_first_read`` is called once, when the first file has been read (so that a command announces its
+    model only once something is readable). A progress bar goes to stderr where it is a terminal."""
+    batcher = FaceBatcher(estimator, batch)
+    result = PhotoResult([])
+    announced = False
+    bar = tqdm(files, desc="predicting", unit="file", disable=None, file=sys.stderr, leave=False)
+    for path in bar:
+        try:
+            img, _ = open_rgb(path)
+        except ImageReadError as exc:
+            msg = str(exc).removeprefix(f"{path}: ")
+            result.unreadable.append(f"{path}: {msg}")
+            result.rows.append(Row(str(path), status=f"unreadable: {msg}"))
+            continue
+        if not announced and on_first_read is not None:
+            on_first_read()
+        announced = True
+        add_faces(img, str(path), batcher, detection, result)
+    batcher.flush()
+    bar.close()
+    return result
+
+
+def add_faces(img: Image.Image, name: str, batcher: FaceBatcher, detection: Detection, result: PhotoResult) -> None:
+    """The rows of one upright picture: its faces (queued in ``batcher`` for their ages) or a no-face row."""
+    rgb = np.asarray(img, dtype=np.uint8)
+    if detection.mode == "never":
+        is_crop, boxes = True, []
+    else:
+        boxes = detect_faces(rgb, model=detection.detector, upsample=detection.upsample, max_side=detection.max_side)
+        is_crop = detection.mode == "auto" and crop_verdict(rgb, detection.detector, boxes=boxes)[0]
+    if is_crop:
+        row = Row(name, face=0, box=WHOLE_IMAGE)
+        if detection.mode == "auto" and not boxes:
+            row.status = "ok (no face detected; read as an aligned crop)"
+        result.rows.append(row)
+        batcher.add(row, whole_image(img, batcher.size))
+        result.n_faces += 1
+    elif not boxes:
+        result.rows.append(Row(name, status=NO_FACE))
+        result.n_no_face += 1
+    else:
+        for i, box in enumerate(boxes):
+            row = Row(name, face=i, box=box)
+            result.rows.append(row)
+            batcher.add(row, utk_crop(rgb, box, batcher.size, detector=detection.detector))
+            result.n_faces += 1
 
 
 def whole_image(img: Image.Image, size: int) -> np.ndarray:

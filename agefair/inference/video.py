@@ -1,4 +1,5 @@
-"""``python -m agefair.video SOURCE``: ages of the faces in a video file or webcam stream, in real time.
+"""Ages of the faces in a video file or webcam stream, in real time: the library behind
+``python -m agefair.video SOURCE``.
 
 Per frame: decode; move each face track's box with a cheap tracker (agefair.inference.tracking: optical flow
 by default); every ``--detect-every`` frames, or at once when a track is lost, detect faces with
@@ -32,7 +33,8 @@ from tqdm.auto import tqdm
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
 from agefair.data.faces import _face_recognition, detect_faces, utk_crop
-from agefair.inference.estimator import AgeEstimator
+from agefair.inference.estimator import AgeEstimator, load_estimator
+from agefair.models.runs import model_or_best_run
 from agefair.inference.tracking import (
     TRACKERS,
     FlowMotion,
@@ -261,6 +263,22 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, np.ndarray, str]:
     return cap, frame, name
 
 
+def open_with_model(source: str, model: str | Path | None, runs_dir: str | Path, threads: int | None = None
+                    ) -> tuple[tuple[cv2.VideoCapture, np.ndarray, str], AgeEstimator, Path, str]:
+    """open_source(source), then the age model: ``model``, else the best run of ``runs_dir``
+    (agefair.models.runs.model_or_best_run). The source is opened first, so that a typo fails before
+    the slower model load; the capture is released when the model cannot be loaded.
+    Returns the opened source, the estimator, the model's path and why it was chosen."""
+    opened = open_source(source)
+    try:
+        model_path, why = model_or_best_run(model, runs_dir)
+        estimator = load_estimator(model_path, threads=threads)
+    except BaseException:
+        opened[0].release()
+        raise
+    return opened, estimator, model_path, why
+
+
 @dataclass
 class VideoResult:
     frames: int
@@ -306,8 +324,6 @@ def process_video(source: str, estimator: AgeEstimator, settings: VideoSettings 
     fps_in = fps_in if math.isfinite(fps_in) and 1 <= fps_in <= 240 else 30.0
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     total = min(count, max_frames) if count > 0 and max_frames else (max_frames or (count if count > 0 else None))
-    frame_seconds: list[float] = []
-    interrupted = False
     try:
         with out_ctx as tmp:
             writer = None
@@ -319,32 +335,8 @@ def process_video(source: str, estimator: AgeEstimator, settings: VideoSettings 
                                        f"{OUT_CODECS[out.suffix.lower()]} writer)")
             bar = tqdm(total=total, desc="frames", unit="frame", disable=None if progress else True,
                        file=sys.stderr, leave=False)
-            frame: np.ndarray | None = first
-            n = 0
-            start = time.perf_counter()
-            try:
-                while max_frames is None or n < max_frames:
-                    t0 = time.perf_counter()
-                    if frame is None:
-                        with times("decode"):
-                            ok, frame = cap.read()
-                        if not ok or frame is None:
-                            break
-                    tracks = pipeline.process(frame)
-                    with times("draw"):
-                        draw_tracks(frame, tracks)
-                    if writer is not None:
-                        with times("write"):
-                            writer.write(frame)
-                    if on_frame is not None:
-                        on_frame(n, tracks)
-                    frame = None
-                    n += 1
-                    frame_seconds.append(time.perf_counter() - t0)
-                    bar.update()
-            except KeyboardInterrupt:
-                interrupted = True
-            seconds = time.perf_counter() - start
+            n, seconds, frame_seconds, interrupted = run_frames(cap, first, pipeline, writer, max_frames, on_frame,
+                                                                bar)
             bar.close()
             if writer is not None:
                 writer.release()
@@ -353,6 +345,42 @@ def process_video(source: str, estimator: AgeEstimator, settings: VideoSettings 
     finally:
         cap.release()
     return VideoResult(n, seconds, (w, h), pipeline, frame_seconds, interrupted)
+
+
+def run_frames(cap: cv2.VideoCapture, first: np.ndarray, pipeline: FacePipeline, writer: cv2.VideoWriter | None,
+               max_frames: int | None, on_frame: Callable[[int, list[Track]], None] | None, bar: tqdm
+               ) -> tuple[int, float, list[float], bool]:
+    """The frame loop, from the already decoded ``first`` frame: frames processed, wall seconds,
+    each frame's seconds, and whether Ctrl-C stopped it."""
+    times = pipeline.times
+    frame_seconds: list[float] = []
+    interrupted = False
+    frame: np.ndarray | None = first
+    n = 0
+    start = time.perf_counter()
+    try:
+        while max_frames is None or n < max_frames:
+            t0 = time.perf_counter()
+            if frame is None:
+                with times("decode"):
+                    ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+            tracks = pipeline.process(frame)
+            with times("draw"):
+                draw_tracks(frame, tracks)
+            if writer is not None:
+                with times("write"):
+                    writer.write(frame)
+            if on_frame is not None:
+                on_frame(n, tracks)
+            frame = None
+            n += 1
+            frame_seconds.append(time.perf_counter() - t0)
+            bar.update()
+    except KeyboardInterrupt:
+        interrupted = True
+    return n, time.perf_counter() - start, frame_seconds, interrupted
 
 
 def stage_report(result: VideoResult) -> list[str]:

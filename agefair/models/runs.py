@@ -66,6 +66,13 @@ def pick_best_run(runs_dir: Path) -> tuple[Path, str]:
     return best, why
 
 
+def model_or_best_run(model: str | Path | None, runs_dir: str | Path) -> tuple[Path, str]:
+    """``model`` where given (--model), else the run of ``runs_dir`` with the lowest validation MAE; and why."""
+    if model:
+        return Path(model), "given with --model"
+    return pick_best_run(Path(runs_dir))
+
+
 def select_variants(runs_dir: Path, wanted: list[str] | None) -> list[str]:
     """The variants to evaluate (every */model.pt, or ``wanted``); a one-line error when any is missing.
 

@@ -1,4 +1,4 @@
-"""One epoch of training and one pass of evaluation, torchvision-reference style."""
+"""Where tensors are computed (Runtime), the per-sample training loss, and one pass of prediction over a loader."""
 
 from __future__ import annotations
 
@@ -96,8 +96,8 @@ def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss
 
 
 @torch.no_grad()
-def predict(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: str = "l1",
-            desc: str = "evaluating", progress: bool = True) -> dict[str, np.ndarray | float]:
+def predict_loader(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: str = "l1",
+                   desc: str = "evaluating", progress: bool = True) -> dict[str, np.ndarray | float]:
     """Predicted ages for every sample of ``loader``, with the rows they came from and the mean loss."""
     model.eval()
     rows_out, preds_out, ages_out = [], [], []

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from agefair.core.figures import write_page, write_png
 from agefair.core.io import atomic_path
+from agefair.models.runs import CURVES
 
 COLUMNS = ["epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "seconds", "train_img_per_s"]
 
@@ -33,6 +34,6 @@ def curves_figure(rows: list[dict], title: str) -> go.Figure:
 
 def write_curves(rows: list[dict], out_dir: Path, title: str, png: bool = False) -> None:
     fig = curves_figure(rows, title)
-    write_page(out_dir / "curves.html", title, [("Training curves", fig)])
+    write_page(out_dir / f"{CURVES}.html", title, [("Training curves", fig)])
     if png:
-        write_png(fig, out_dir / "curves.png", width=1000, height=400)
+        write_png(fig, out_dir / f"{CURVES}.png", width=1000, height=400)

@@ -4,6 +4,7 @@ variant), backward, step; running sums stay on the device and are read every few
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -16,22 +17,32 @@ from agefair.models.runtime import Runtime, per_sample_loss
 SYNC_EVERY = 20  # batches between progress-bar updates (each one waits for the device)
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What every training epoch of one run shares."""
+
+    rt: Runtime
+    loss_name: str = "l1"
+    loss_weights: torch.Tensor | None = None  # per manifest row (agefair.training.trainer.loss_weight_table)
+    scaler: torch.amp.GradScaler | None = None  # fp16 only
+    step_per_batch: bool = False  # the scheduler steps after every batch (one-cycle), else once per epoch
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # agefair.training.augment.BatchAugment
+    progress: bool = True
 
 
-def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scheduler, rt: Runtime, loss_name: str, loss_weights: torch.Tensor | None,
-                    scaler: torch.amp.GradScaler | None, epoch: int, epochs: int,
-                    step_per_batch: bool = False, progress: bool = True,
-                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.Optimizer, *, scheduler,
+                    settings: LoopSettings, epoch: int, epochs: int,
                     net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """Returns the epoch's mean training loss and MAE, image count and throughput (images/second).
 
-    ``augment`` (agefair.training.augment.BatchAugment) is applied to each float batch on the device. ``net`` is
-    what the forward pass runs (a DistributedDataParallel or torch.compile wrapper of ``model``);
-    ``model`` itself answers head questions (loss, expected age).
+    ``settings.augment`` is applied to each float batch on the device. ``net`` is what the forward pass
+    runs (a DistributedDataParallel or torch.compile wrapper of ``model``); ``model`` itself answers
+    head questions (loss, expected age).
     Running sums stay on the device and are read back every ``SYNC_EVERY`` batches, so a GPU is not
     stalled by a host synchronisation after every step.
     """
+    rt, loss_weights, scaler, augment, progress = (settings.rt, settings.loss_weights, settings.scaler,
+                                                   settings.augment, settings.progress)
     net = net or model
     net.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
@@ -48,7 +59,7 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
         y = ages.to(rt.device, non_blocking=True)
         with rt.autocast():
             out = net(x)
-        losses = per_sample_loss(model, out, y, loss_name)
+        losses = per_sample_loss(model, out, y, settings.loss_name)
         if loss_weights is not None:
             losses = losses * loss_weights[rows].to(rt.device)
         loss = losses.mean()
@@ -60,7 +71,7 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
         else:
             loss.backward()
             optimizer.step()
-        if scheduler is not None and step_per_batch:
+        if scheduler is not None and settings.step_per_batch:
             scheduler.step()
         with torch.no_grad():
             total_abs += (model.expected_age(out.detach()).float() - y).abs().sum()

@@ -1,16 +1,17 @@
-"""``python -m agefair.train``: train an age model in one of the variants.
+"""Training one variant, or several in turn: the library behind ``python -m agefair.train``.
 
-A run writes RUNS_DIR/<variant>/: model.pt (best by validation MAE), last.pt (for --resume),
-history.csv, curves.html (and curves.png where a browser is available), config.yaml and split.json.
+A run writes <runs folder>/<variant>/ (file names in agefair.models.runs): model.pt (best by validation MAE),
+last.pt (for resuming), history.csv, curves.html (and curves.png where a browser is available),
+config.yaml, split.json and summary.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,18 +21,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from agefair import __version__
-from agefair.cli.args import prepare_from_args
 from agefair.core.config import DataConfig, TrainConfig
 from agefair.core.errors import AgefairError
 from agefair.core.formatting import format_seconds
 from agefair.core.io import write_json_atomic, write_text_atomic
 from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
-from agefair.data.prepare import PreparedData
+from agefair.data.prepare import DataRequest, PreparedData
 from agefair.data.split import stratified_limit
 from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
-from agefair.models.runtime import Runtime, make_runtime, predict
+from agefair.models import runs
+from agefair.models.runtime import Runtime, make_runtime, predict_loader
 from agefair.training.augment import BatchAugment
 from agefair.training.distributed import (
     DistContext,
@@ -39,7 +40,7 @@ from agefair.training.distributed import (
     shard_rows,
 )
 from agefair.training.history import write_curves, write_history
-from agefair.training.loop import train_one_epoch
+from agefair.training.loop import LoopSettings, train_one_epoch
 from agefair.training.variants import VARIANTS
 
 
@@ -131,8 +132,6 @@ def loss_weight_table(data: TrainData, cfg: TrainConfig, variant_name: str, data
     return torch.from_numpy(table)
 
 
-
-
 def scaled_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
     """The configuration a job of ``world_size`` processes trains with: ``optim.lr_scaling: linear``
     multiplies the learning rate by the process count (Goyal et al. 2017), since the effective batch
@@ -148,35 +147,115 @@ def evaluate(model, data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Run
     figure equals a single-process evaluation of the same weights."""
     ctx.broadcast_buffers(model)  # BatchNorm running statistics: rank 0's, as saved in the checkpoint
     shard = shard_rows(rows, ctx.rank, ctx.world_size)
-    va = predict(model, eval_loader(data, shard, cfg, rt), rt, cfg.train.loss, desc=desc, progress=progress)
+    va = predict_loader(model, eval_loader(data, shard, cfg, rt), rt, cfg.train.loss, desc=desc, progress=progress)
     n = len(va["pred"])
     loss_sum, abs_sum, n = ctx.sum([va["loss"] * n, float(np.abs(va["pred"] - va["age"]).sum()), n])
     return {"loss": loss_sum / max(n, 1), "mae": abs_sum / n if n else float("nan")}
 
 
-def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: PreparedData, out_root: Path,
-                  limit: int | None, device: str, resume: bool, overwrite: bool, progress: bool,
-                  data: TrainData | None = None, ctx: DistContext = DistContext()) -> dict:
+@dataclass(frozen=True)
+class RunOptions:
+    """How runs are carried out: where they are written, on what, and what to do with an existing run."""
+
+    out_root: Path  # runs folder: a run writes out_root/<variant>/
+    limit: int | None = None  # train on a stratified subset of this many training images
+    device: str = "auto"
+    resume: bool = False  # continue from out_root/<variant>/last.pt
+    overwrite: bool = False  # start over even if the run folder holds a run
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class VariantRun:
+    """What is fixed over one variant's run (the weights and the optimiser's state change; the objects do not)."""
+
+    variant: str
+    cfg: TrainConfig  # scaled for the process count (scaled_config)
+    data_cfg: DataConfig
+    data: TrainData
+    out: Path
+    rt: Runtime
+    ctx: DistContext
+    model: torch.nn.Module
+    net: torch.nn.Module  # what the forward pass runs: the model, or its DDP / torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loop: LoopSettings
+    run_meta: dict
+    config_dict: dict
+    progress: bool
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / runs.BEST
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / runs.LAST
+
+    def log(self, *args, **kwargs) -> None:
+        """print, on rank 0 only."""
+        if self.ctx.is_main:
+            print(*args, **kwargs)
+
+
+@dataclass
+class RunState:
+    """What changes over a run: the history so far, the best epoch and the epochs since it improved."""
+
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 1
+    best_mae: float = math.inf
+    best_epoch: int = 0
+    stale: int = 0
+
+
+def train_variant(variant: str, cfg: TrainConfig, *, data_cfg: DataConfig, prepared: PreparedData,
+                  options: RunOptions, data: TrainData | None = None, ctx: DistContext = DistContext()) -> dict:
     """Train one variant; returns a summary (best validation MAE, its epoch, epochs run, seconds).
 
     Under torchrun every process calls this; ``ctx`` says which one this is. Only rank 0 writes files
     and prints; every process takes the same decisions (early stopping, best epoch) from reduced metrics.
     """
-    log = print if ctx.is_main else (lambda *a, **k: None)
-    progress = progress and ctx.is_main
-    out = out_root / variant
-    last_path, best_path = out / "last.pt", out / "model.pt"
-    if last_path.exists() and not (resume or overwrite):
+    run = set_up_run(variant, cfg, data_cfg, prepared, options, data, ctx)
+    state = resume_state(run, prepared, options)
+    write_run_files(run, prepared)
+    log_start(run)
+    run_start = time.perf_counter()
+    epoch_times: list[float] = []
+    stopped_early = False
+    for epoch in range(state.start_epoch, run.cfg.train.epochs + 1):
+        if state.stale >= run.cfg.train.patience:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        tr, va, lr = train_and_evaluate_epoch(run, epoch)
+        seconds = time.perf_counter() - t0
+        epoch_times.append(seconds)
+        improved = record_epoch(state, epoch, tr, va, lr, seconds)
+        if run.ctx.is_main:
+            save_epoch(run, state, epoch, improved, va["mae"])
+        run.ctx.barrier()  # no process starts the next epoch before rank 0 has saved this one
+        log_epoch(run, state, epoch, tr, va, lr, seconds, improved, float(np.mean(epoch_times)))
+    return finish_run(run, state, stopped_early, time.perf_counter() - run_start)
+
+
+def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: PreparedData, options: RunOptions,
+               data: TrainData | None, ctx: DistContext) -> VariantRun:
+    """The run folder, the seeded model (wrapped for DDP / torch.compile), optimiser and schedule."""
+    progress = options.progress and ctx.is_main
+    out = options.out_root / variant
+    if (out / runs.LAST).exists() and not (options.resume or options.overwrite):
         raise AgefairError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start over")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
 
     cfg = scaled_config(cfg, ctx.world_size)
-    rt = make_runtime(device, cfg.train.precision, cfg.train.channels_last)
+    rt = make_runtime(options.device, cfg.train.precision, cfg.train.channels_last)
     seed = cfg.train.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    data = data or load_train_data(prepared, data_cfg, cfg, limit, progress)
+    data = data or load_train_data(prepared, data_cfg, cfg, options.limit, progress)
 
     model = create_model(cfg.model).to(rt.device)  # same seed, so the same initial weights in every process
     if rt.channels_last:
@@ -190,121 +269,159 @@ def train_variant(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared
     steps_per_epoch = max(1, len(data.train_rows) // (cfg.train.batch_size * ctx.world_size))
     optimizer = make_optimizer(model, cfg)
     scheduler, per_batch = make_scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None
-    run_meta = {
-        "variant": variant, "seed": seed, "split_seed": prepared.split_meta["seed"],
+    loop = LoopSettings(rt, cfg.train.loss, loss_weight_table(data, cfg, variant, data_cfg),
+                        scaler=torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None,
+                        step_per_batch=per_batch, augment=BatchAugment(cfg.augment), progress=progress)
+    return VariantRun(variant, cfg, data_cfg, data, out, rt, ctx, model, net, optimizer, scheduler, loop,
+                      run_meta(variant, cfg, prepared, options.limit, data, rt, ctx), cfg.model_dump(mode="json"),
+                      progress)
+
+
+def run_meta(variant: str, cfg: TrainConfig, prepared: PreparedData, limit: int | None, data: TrainData,
+             rt: Runtime, ctx: DistContext) -> dict:
+    """The ``run`` section of config.yaml and the ``meta`` of every checkpoint."""
+    return {
+        "variant": variant, "seed": cfg.train.seed, "split_seed": prepared.split_meta["seed"],
         "manifest_hash": prepared.data_hash, "limit": limit, "n_train": int(len(data.train_rows)),
         "n_val": int(len(data.val_rows)), "device": str(rt.device), "precision": rt.precision_name,
         "world_size": ctx.world_size, "effective_batch_size": cfg.train.batch_size * ctx.world_size,
         "lr": cfg.optim.lr, "agefair": __version__, "torch": str(torch.__version__),
     }
-    config_dict = cfg.model_dump(mode="json")
 
-    history: list[dict] = []
-    start_epoch, best_mae, best_epoch, stale = 1, math.inf, 0, 0
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path)
-        if state["config"] != config_dict:
-            raise AgefairError(f"{last_path}: was trained with another configuration; "
-                               f"use the same preset/--config/--epochs/--seed (and process count), or --overwrite")
-        if state["meta"]["manifest_hash"] != prepared.data_hash or state["meta"]["limit"] != limit:
-            raise AgefairError(f"{last_path}: was trained on other data or another --limit; use --overwrite")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        best_mae, best_epoch, stale = state["best_mae"], state["best_epoch"], state["stale"]
-        start_epoch = state["epoch"] + 1
-        log(f"[{variant}] resuming after epoch {state['epoch']} (best val MAE {best_mae:.3f} at epoch {best_epoch})")
-    elif resume:
-        log(f"[{variant}] nothing to resume in {out}; starting fresh")
 
-    if ctx.is_main:
-        write_text_atomic(out / "config.yaml", yaml.safe_dump({**config_dict, "run": run_meta}, sort_keys=False))
-        write_json_atomic(out / "split.json", {"manifest_hash": prepared.data_hash,
-                                               "split_seed": prepared.split_meta["seed"],
-                                               "fractions": prepared.split_meta["fractions"]})
+def resume_state(run: VariantRun, prepared: PreparedData, options: RunOptions) -> RunState:
+    """A fresh state, or with --resume the state of last.pt (whose weights and optimiser state are loaded)."""
+    last_path = run.last_path
+    if not options.resume:
+        return RunState()
+    if not last_path.exists():
+        run.log(f"[{run.variant}] nothing to resume in {run.out}; starting fresh")
+        return RunState()
+    state = load_checkpoint(last_path)
+    if state["config"] != run.config_dict:
+        raise AgefairError(f"{last_path}: was trained with another configuration; "
+                           f"use the same preset/--config/--epochs/--seed (and process count), or --overwrite")
+    if state["meta"]["manifest_hash"] != prepared.data_hash or state["meta"]["limit"] != options.limit:
+        raise AgefairError(f"{last_path}: was trained on other data or another --limit; use --overwrite")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler") is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
+    resumed = RunState(list(state["history"]), state["epoch"] + 1, state["best_mae"], state["best_epoch"],
+                       state["stale"])
+    run.log(f"[{run.variant}] resuming after epoch {state['epoch']} (best val MAE {resumed.best_mae:.3f} "
+            f"at epoch {resumed.best_epoch})")
+    return resumed
+
+
+def write_run_files(run: VariantRun, prepared: PreparedData) -> None:
+    """config.yaml (the configuration and the run's facts) and split.json, on rank 0."""
+    if not run.ctx.is_main:
+        return
+    write_text_atomic(run.out / runs.CONFIG, yaml.safe_dump({**run.config_dict, "run": run.run_meta}, sort_keys=False))
+    write_json_atomic(run.out / runs.SPLIT, {"manifest_hash": prepared.data_hash,
+                                             "split_seed": prepared.split_meta["seed"],
+                                             "fractions": prepared.split_meta["fractions"]})
+
+
+def log_start(run: VariantRun) -> None:
+    cfg, rt, ctx, data = run.cfg, run.rt, run.ctx, run.data
     procs = (f", {ctx.world_size} processes: effective batch {cfg.train.batch_size * ctx.world_size}, "
              f"lr {cfg.optim.lr:g}" if ctx.world_size > 1 else "")
-    log(f"[{variant}] {VARIANTS[variant].description}; {cfg.model.backbone}@{cfg.model.image_size} "
-        f"{cfg.model.head} head, {len(data.train_rows)} train / {len(data.val_rows)} val images, "
-        f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}"
-        f"{' torch.compile' if cfg.train.compile else ''}, batch {cfg.train.batch_size}{procs}")
+    run.log(f"[{run.variant}] {VARIANTS[run.variant].description}; {cfg.model.backbone}@{cfg.model.image_size} "
+            f"{cfg.model.head} head, {len(data.train_rows)} train / {len(data.val_rows)} val images, "
+            f"{rt.device} {rt.precision_name}{' channels_last' if rt.channels_last else ''}"
+            f"{' torch.compile' if cfg.train.compile else ''}, batch {cfg.train.batch_size}{procs}")
 
-    loss_weights = loss_weight_table(data, cfg, variant, data_cfg)
-    augment = BatchAugment(cfg.augment)
+
+def train_and_evaluate_epoch(run: VariantRun, epoch: int) -> tuple[dict, dict[str, float], float]:
+    """One epoch's training (metrics reduced over processes) and validation, and the lr it started with."""
+    cfg, ctx = run.cfg, run.ctx
     epochs = cfg.train.epochs
-    run_start = time.perf_counter()
-    epoch_times: list[float] = []
-    stopped_early = False
-    for epoch in range(start_epoch, epochs + 1):
-        if stale >= cfg.train.patience:
-            stopped_early = True
-            break
-        t0 = time.perf_counter()
-        torch.manual_seed(epoch_seed(seed, epoch) + ctx.rank)  # augmentation draws from torch's global generator
-        lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, train_loader(data, cfg, variant, data_cfg, epoch, rt, ctx), optimizer, scheduler,
-                             rt, cfg.train.loss, loss_weights, scaler, epoch, epochs, per_batch, progress, augment,
-                             net=net)
-        if scheduler is not None and not per_batch:
-            scheduler.step()
-        loss_sum, abs_sum, n_seen = ctx.sum([tr["loss"] * tr["n"], tr["mae"] * tr["n"], tr["n"]])
-        tr = {**tr, "loss": loss_sum / max(n_seen, 1), "mae": abs_sum / max(n_seen, 1),
-              "img_per_s": tr["img_per_s"] * ctx.world_size}
-        va = evaluate(model, data, data.val_rows, cfg, rt, ctx, f"epoch {epoch}/{epochs} val", progress)
-        seconds = time.perf_counter() - t0
-        epoch_times.append(seconds)
-        history.append({"epoch": epoch, "train_loss": tr["loss"], "train_mae": tr["mae"], "val_loss": va["loss"],
-                        "val_mae": va["mae"], "lr": lr, "seconds": seconds, "train_img_per_s": tr["img_per_s"]})
-        improved = va["mae"] < best_mae - 1e-6
-        if improved:
-            best_mae, best_epoch, stale = float(va["mae"]), epoch, 0
-        else:
-            stale += 1
-        if ctx.is_main:
-            common = {"config": config_dict, "meta": run_meta, "epoch": epoch, "best_mae": best_mae,
-                      "best_epoch": best_epoch, "history": history}
-            if improved:
-                save_checkpoint({**common, "model": model.state_dict(), "val_mae": float(va["mae"])}, best_path)
-            save_checkpoint({**common, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                             "stale": stale}, last_path)
-            write_history(history, out / "history.csv")
-            write_curves(history, out, f"agefair {variant}")
-        ctx.barrier()  # no process starts the next epoch before rank 0 has saved this one
-        remaining = min(epochs - epoch, cfg.train.patience - stale) * float(np.mean(epoch_times))
-        log(f"[{variant}] epoch {epoch}/{epochs}  train loss {tr['loss']:.3f} MAE {tr['mae']:.2f} | "
-            f"val loss {va['loss']:.3f} MAE {va['mae']:.2f}{' *' if improved else ''} | lr {lr:.2g} | "
-            f"{format_seconds(seconds)} ({tr['img_per_s']:.0f} img/s) | best {best_mae:.2f} @ {best_epoch} | "
-            f"ETA <= {format_seconds(remaining)}", flush=True)
+    torch.manual_seed(epoch_seed(cfg.train.seed, epoch) + ctx.rank)  # augmentation draws from torch's global generator
+    lr = run.optimizer.param_groups[0]["lr"]
+    loader = train_loader(run.data, cfg, run.variant, run.data_cfg, epoch, run.rt, ctx)
+    tr = train_one_epoch(run.model, loader, run.optimizer, scheduler=run.scheduler, settings=run.loop,
+                         epoch=epoch, epochs=epochs, net=run.net)
+    if run.scheduler is not None and not run.loop.step_per_batch:
+        run.scheduler.step()
+    loss_sum, abs_sum, n_seen = ctx.sum([tr["loss"] * tr["n"], tr["mae"] * tr["n"], tr["n"]])
+    tr = {**tr, "loss": loss_sum / max(n_seen, 1), "mae": abs_sum / max(n_seen, 1),
+          "img_per_s": tr["img_per_s"] * ctx.world_size}
+    va = evaluate(run.model, run.data, run.data.val_rows, cfg, run.rt, ctx, f"epoch {epoch}/{epochs} val",
+                  run.progress)
+    return tr, va, lr
 
+
+def record_epoch(state: RunState, epoch: int, tr: dict, va: dict[str, float], lr: float, seconds: float) -> bool:
+    """Append the epoch to the history and update the best epoch; whether it improved."""
+    state.history.append({"epoch": epoch, "train_loss": tr["loss"], "train_mae": tr["mae"], "val_loss": va["loss"],
+                          "val_mae": va["mae"], "lr": lr, "seconds": seconds, "train_img_per_s": tr["img_per_s"]})
+    improved = va["mae"] < state.best_mae - 1e-6
+    if improved:
+        state.best_mae, state.best_epoch, state.stale = float(va["mae"]), epoch, 0
+    else:
+        state.stale += 1
+    return improved
+
+
+def save_epoch(run: VariantRun, state: RunState, epoch: int, improved: bool, val_mae: float) -> None:
+    """model.pt (when the epoch improved), last.pt, history.csv and the curves (rank 0 only)."""
+    common = {"config": run.config_dict, "meta": run.run_meta, "epoch": epoch, "best_mae": state.best_mae,
+              "best_epoch": state.best_epoch, "history": state.history}
+    if improved:
+        save_checkpoint({**common, "model": run.model.state_dict(), "val_mae": float(val_mae)}, run.best_path)
+    save_checkpoint({**common, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                     "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+                     "stale": state.stale}, run.last_path)
+    write_history(state.history, run.out / runs.HISTORY)
+    write_curves(state.history, run.out, f"agefair {run.variant}")
+
+
+def log_epoch(run: VariantRun, state: RunState, epoch: int, tr: dict, va: dict[str, float], lr: float,
+              seconds: float, improved: bool, mean_epoch_seconds: float) -> None:
+    epochs = run.cfg.train.epochs
+    remaining = min(epochs - epoch, run.cfg.train.patience - state.stale) * mean_epoch_seconds
+    run.log(f"[{run.variant}] epoch {epoch}/{epochs}  train loss {tr['loss']:.3f} MAE {tr['mae']:.2f} | "
+            f"val loss {va['loss']:.3f} MAE {va['mae']:.2f}{' *' if improved else ''} | lr {lr:.2g} | "
+            f"{format_seconds(seconds)} ({tr['img_per_s']:.0f} img/s) | best {state.best_mae:.2f} @ "
+            f"{state.best_epoch} | ETA <= {format_seconds(remaining)}", flush=True)
+
+
+def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_seconds: float) -> dict:
+    """The run's summary: written to summary.json (with the curves' PNG) and logged."""
+    history = state.history
     total = sum(h["seconds"] for h in history)
-    summary = {"variant": variant, "best_val_mae": best_mae, "best_epoch": best_epoch, "epochs_run": len(history),
-               "stopped_early": stopped_early, "seconds": total, "this_session_seconds": time.perf_counter() - run_start,
-               "world_size": ctx.world_size}
-    if ctx.is_main:
-        write_curves(history, out, f"agefair {variant}", png=True)
-        write_json_atomic(out / "summary.json", summary)
-    log(f"[{variant}] done: best val MAE {best_mae:.3f} at epoch {best_epoch} of {len(history)}"
-        f"{' (early stop)' if stopped_early else ''}; {format_seconds(total)} of training; {best_path}")
+    summary = {"variant": run.variant, "best_val_mae": state.best_mae, "best_epoch": state.best_epoch,
+               "epochs_run": len(history), "stopped_early": stopped_early, "seconds": total,
+               "this_session_seconds": session_seconds, "world_size": run.ctx.world_size}
+    if run.ctx.is_main:
+        write_curves(history, run.out, f"agefair {run.variant}", png=True)
+        write_json_atomic(run.out / runs.SUMMARY, summary)
+    run.log(f"[{run.variant}] done: best val MAE {state.best_mae:.3f} at epoch {state.best_epoch} of {len(history)}"
+            f"{' (early stop)' if stopped_early else ''}; {format_seconds(total)} of training; {run.best_path}")
     return summary
 
 
-def train_all(args: argparse.Namespace, cfg: TrainConfig, ctx: DistContext, device: str) -> list[dict]:
-    """Every asked-for variant, one after another. Under torchrun, rank 0 scans, splits and caches the
-    data while the other processes wait, then every process reads the same cache."""
+def train_all(*, variants: list[str], cfg: TrainConfig, data_request: DataRequest, out_dir: str | Path,
+              limit: int | None = None, device: str = "auto", resume: bool = False, overwrite: bool = False,
+              progress: bool = True, ctx: DistContext = DistContext()) -> list[dict]:
+    """Train ``variants`` one after another on the data of ``data_request``; their summaries.
+
+    Under torchrun, rank 0 scans, splits and caches the data while the other processes wait, then every
+    process reads the same cache. Only rank 0 shows progress."""
     if not ctx.is_main:
-        args.quiet = True
+        progress = False
+        data_request = replace(data_request, progress=False)
         ctx.barrier()
-    prepared, data_cfg = prepare_from_args(args)
-    data = load_train_data(prepared, data_cfg, cfg, args.limit, not args.quiet)
+    prepared = data_request.prepare()
+    data_cfg = data_request.data_cfg
+    data = load_train_data(prepared, data_cfg, cfg, limit, data_request.progress)
     if ctx.is_main:
         ctx.barrier()
-    variants = list(VARIANTS) if args.variant == "all" else [args.variant]
-    summaries = [train_variant(v, cfg, data_cfg, prepared, Path(args.out), args.limit, device, args.resume,
-                               args.overwrite, not args.quiet, data, ctx) for v in variants]
+    options = RunOptions(Path(out_dir), limit, device, resume, overwrite, progress)
+    summaries = [train_variant(v, cfg, data_cfg=data_cfg, prepared=prepared, options=options, data=data, ctx=ctx)
+                 for v in variants]
     if ctx.world_size > 1:
         print(f"[rank {ctx.rank}/{ctx.world_size}] finished", flush=True)
     return summaries
