@@ -14,16 +14,16 @@ import sys
 import pandas as pd
 import pytest
 import torch
-
 from train_helpers import REPO_ROOT, read_history, subprocess_env, train_env, train_settings  # noqa: F401
 
-from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.core.config import TrainConfig, load_data_config
 from agefair.data.prepare import prepare
-from agefair.training.distributed import DistContext
-from agefair.models.runtime import make_runtime
+from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
-from agefair.training.trainer import evaluate, load_train_data
+from agefair.models.runtime import make_runtime
+from agefair.training.batches import load_train_data
+from agefair.training.distributed import DistContext
+from agefair.training.trainer import evaluate
 
 VARIANT = "oversample"  # the sampler whose semantics sharding could break
 EPOCHS = 2

@@ -15,7 +15,7 @@ import agefair.training.trainer
 from agefair.core.config import load_train_config
 from agefair.core.errors import AgefairError, run_cli
 from agefair.train import main
-from agefair.training.trainer import make_scheduler
+from agefair.training.optim import make_scheduler
 
 
 # --------------------------------------------------------------------------- determinism

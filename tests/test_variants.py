@@ -13,7 +13,7 @@ from agefair.core.config import DataConfig, ImbalanceConfig, TrainConfig
 from agefair.data.labels import age_bin_index
 from agefair.models.runtime import make_runtime
 from agefair.training.distributed import DistContext, ShardedEpochSampler
-from agefair.training.trainer import TrainData, loss_weight_table, train_loader
+from agefair.training.batches import TrainData, loss_weight_table, train_loader
 from agefair.training.variants import VARIANTS, bin_frequency_weights, lds_weights
 
 EDGES = DataConfig().age_bins  # [0, 10, ..., 70]: 8 bins, the last one 70+

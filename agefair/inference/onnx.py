@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from agefair.core.config import TrainConfig
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
-from agefair.core.config import TrainConfig
 from agefair.models.checkpoint import file_sha256
 from agefair.models.network import AgeModel
 

@@ -34,7 +34,6 @@ from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
 from agefair.data.faces import _face_recognition, detect_faces, utk_crop
 from agefair.inference.estimator import AgeEstimator, load_estimator
-from agefair.models.runs import model_or_best_run
 from agefair.inference.tracking import (
     TRACKERS,
     FlowMotion,
@@ -43,6 +42,7 @@ from agefair.inference.tracking import (
     associate,
     clip_box,
 )
+from agefair.models.runs import model_or_best_run
 
 STAGES = ("decode", "track", "detect", "age", "draw", "write")
 

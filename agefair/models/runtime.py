@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 
 from agefair.models.network import AgeModel, to_input
 
-
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

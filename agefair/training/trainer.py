@@ -14,131 +14,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from agefair import __version__
 from agefair.core.config import DataConfig, TrainConfig
 from agefair.core.errors import AgefairError
 from agefair.core.formatting import format_seconds
 from agefair.core.io import write_json_atomic, write_text_atomic
-from agefair.data.dataset import FaceDataset
-from agefair.data.image_cache import build_image_cache
 from agefair.data.prepare import DataRequest, PreparedData
-from agefair.data.split import stratified_limit
+from agefair.models import runs
 from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
-from agefair.models import runs
 from agefair.models.runtime import Runtime, make_runtime, predict_loader
 from agefair.training.augment import BatchAugment
+from agefair.training.batches import (
+    TrainData,
+    epoch_seed,
+    eval_loader,
+    load_train_data,
+    loss_weight_table,
+    train_loader,
+)
 from agefair.training.distributed import (
     DistContext,
-    ShardedEpochSampler,
     shard_rows,
 )
 from agefair.training.history import write_curves, write_history
 from agefair.training.loop import LoopSettings, train_one_epoch
+from agefair.training.optim import make_optimizer, make_scheduler, scaled_config
 from agefair.training.variants import VARIANTS
-
-
-@dataclass
-class TrainData:
-    images: np.ndarray  # image cache, row i = manifest row i
-    manifest: pd.DataFrame
-    train_rows: np.ndarray
-    val_rows: np.ndarray
-
-
-def load_train_data(prepared: PreparedData, data_cfg: DataConfig, cfg: TrainConfig, limit: int | None,
-                    progress: bool) -> TrainData:
-    manifest = prepared.manifest
-    images = build_image_cache(prepared.data_dir, manifest, prepared.data_hash, cfg.model.image_size,
-                               prepared.work_dir, progress=progress)
-    split = manifest["split"].to_numpy()
-    train_rows = np.flatnonzero(split == "train")
-    val_rows = np.flatnonzero(split == "val")
-    if limit is not None:
-        train_rows = stratified_limit(manifest, train_rows, limit, data_cfg, cfg.train.seed)
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        raise AgefairError(f"{prepared.data_dir}: the split has {len(train_rows)} training and {len(val_rows)} "
-                           f"validation images; need at least one of each")
-    return TrainData(images, manifest, train_rows, val_rows)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    o = cfg.optim
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # biases and BatchNorm
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if o.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
-    return torch.optim.AdamW(groups, lr=o.lr)
-
-
-def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """(scheduler or None, whether it steps per batch)."""
-    o = cfg.optim
-    if o.schedule == "onecycle" and cfg.train.epochs * steps_per_epoch * o.warmup_fraction < 2:
-        return None, False  # too few steps for a warm-up and a decay (smoke tests): constant lr
-    if o.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=o.lr, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch,
-            pct_start=o.warmup_fraction), True
-    if o.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs), False
-    return None, False
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of one epoch's shuffling and augmentation: a resumed run replays the same epochs."""
-    return seed * 100_003 + epoch
-
-
-def train_loader(data: TrainData, cfg: TrainConfig, variant_name: str, data_cfg: DataConfig, epoch: int,
-                 rt: Runtime, ctx: DistContext = DistContext()) -> DataLoader:
-    """This process's batches of one epoch: the variant's draw (shuffle or oversampling) for the whole
-    job, seeded by the epoch, sharded across processes (see agefair.training.distributed.ShardedEpochSampler)."""
-    variant = VARIANTS[variant_name]
-    ages = data.manifest["age"].to_numpy(dtype=np.float32)
-    ds = FaceDataset(data.images, data.train_rows, ages[data.train_rows])  # augmented per batch: BatchAugment
-    weights = None
-    if variant.sampling_weights is not None:
-        weights = variant.sampling_weights(ages[data.train_rows], data_cfg.age_bins, cfg.imbalance)
-    sampler = ShardedEpochSampler(len(ds), weights, epoch_seed(cfg.train.seed, epoch), ctx.rank, ctx.world_size)
-    gen = torch.Generator().manual_seed(epoch_seed(cfg.train.seed, epoch) + ctx.rank)  # worker seeds
-    return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, generator=gen,
-                      num_workers=cfg.train.num_workers, drop_last=len(sampler) > cfg.train.batch_size,
-                      pin_memory=rt.device.type == "cuda", persistent_workers=False)
-
-
-def eval_loader(data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Runtime) -> DataLoader:
-    ages = data.manifest["age"].to_numpy(dtype=np.float32)
-    ds = FaceDataset(data.images, rows, ages[rows])
-    return DataLoader(ds, batch_size=cfg.train.eval_batch_size, shuffle=False,
-                      num_workers=cfg.train.num_workers, pin_memory=rt.device.type == "cuda")
-
-
-def loss_weight_table(data: TrainData, cfg: TrainConfig, variant_name: str, data_cfg: DataConfig) -> torch.Tensor | None:
-    """Loss weight of every manifest row (only training rows matter), or None for unweighted variants."""
-    variant = VARIANTS[variant_name]
-    if variant.loss_weights is None:
-        return None
-    ages = data.manifest["age"].to_numpy(dtype=np.float32)
-    table = np.ones(len(ages), dtype=np.float32)
-    table[data.train_rows] = variant.loss_weights(ages[data.train_rows], data_cfg.age_bins, cfg.imbalance)
-    return torch.from_numpy(table)
-
-
-def scaled_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
-    """The configuration a job of ``world_size`` processes trains with: ``optim.lr_scaling: linear``
-    multiplies the learning rate by the process count (Goyal et al. 2017), since the effective batch
-    is ``batch_size x world_size``."""
-    if cfg.optim.lr_scaling != "linear" or world_size == 1:
-        return cfg
-    return cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"lr": cfg.optim.lr * world_size})})
 
 
 def evaluate(model, data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Runtime, ctx: DistContext,

@@ -22,7 +22,8 @@ from agefair.core.figures import write_page
 from agefair.core.io import atomic_path
 from agefair.data.prepare import DataRequest
 from agefair.models import runs
-from agefair.training.trainer import RunOptions, load_train_data, train_variant
+from agefair.training.batches import load_train_data
+from agefair.training.trainer import RunOptions, train_variant
 
 SWEEP_CSV, GRID_CSV, PAGE = "tune_lr_sweep.csv", "tune_grid.csv", "tune.html"
 
