@@ -110,9 +110,22 @@ def assess(scan: pd.DataFrame, cfg: DataConfig) -> QualityResult:
         for f, d in zip(files, details):
             problems.append({"file": f, "problem": problem, "action": ACTIONS[problem], "detail": d})
 
-    s = scan
-    dropped = pd.Series(False, index=s.index)
+    dropped = _file_and_label_checks(scan, cfg, flag)
+    # Duplicates among the files that survived the checks above.
+    valid = scan[~dropped].copy()
+    drop_dup, groups_out, dup_flags = resolve_duplicates(
+        valid, ["age", "gender", "race"], cfg.duplicates,
+        lambda r: f"{r['file']}: age {r['age']}, gender {r['gender']}, race {r['race']}")
+    for args in dup_flags:
+        flag(*args)
+    problem_frame = pd.DataFrame(problems, columns=["file", "problem", "action", "detail"])
+    groups = pd.DataFrame(groups_out, columns=["sha256", "n_files", "labels_agree", "kept", "files"])
+    return QualityResult(_manifest(valid.drop(index=list(drop_dup))), problem_frame, groups, n_files=len(scan))
 
+
+def _file_and_label_checks(s: pd.DataFrame, cfg: DataConfig, flag) -> pd.Series:
+    """Flag every file-level and label-level problem; the rows that are dropped for one."""
+    dropped = pd.Series(False, index=s.index)
     m = s["name_status"] == "malformed"
     flag(s.file[m], "malformed_name", ["expected {age}_{gender}_{race}_{timestamp}.jpg.chip.jpg"] * m.sum())
     dropped |= m
@@ -143,17 +156,11 @@ def assess(scan: pd.DataFrame, cfg: DataConfig) -> QualityResult:
     exp_w, exp_h = cfg.expected_size
     m = readable & ((s["width"] != exp_w) | (s["height"] != exp_h))
     flag(s.file[m], "unexpected_size", [f"{w}x{h}" for w, h in zip(s.width[m], s.height[m])])
+    return dropped
 
-    # Duplicates among the files that survived the checks above.
-    valid = s[~dropped].copy()
-    drop_dup, groups_out, dup_flags = resolve_duplicates(
-        valid, ["age", "gender", "race"], cfg.duplicates,
-        lambda r: f"{r['file']}: age {r['age']}, gender {r['gender']}, race {r['race']}")
-    for args in dup_flags:
-        flag(*args)
-    keep = valid.drop(index=list(drop_dup))
 
-    manifest = pd.DataFrame({
+def _manifest(keep: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
         "file": keep["file"].values,
         "age": keep["age"].astype(int).values,
         "gender": keep["gender"].map(GENDERS).values,
@@ -162,9 +169,6 @@ def assess(scan: pd.DataFrame, cfg: DataConfig) -> QualityResult:
         "width": keep["width"].astype(int).values,
         "height": keep["height"].astype(int).values,
     }).sort_values("file").reset_index(drop=True)
-    problem_frame = pd.DataFrame(problems, columns=["file", "problem", "action", "detail"])
-    groups = pd.DataFrame(groups_out, columns=["sha256", "n_files", "labels_agree", "kept", "files"])
-    return QualityResult(manifest, problem_frame, groups, n_files=len(s))
 
 
 def report_dict(result: QualityResult, data_dir: str) -> dict:
