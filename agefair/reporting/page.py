@@ -21,6 +21,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from agefair.core.io import write_text_atomic
+from agefair.fairness.result import AuditSummary
 from agefair.reporting import robustness as robustness_report
 from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
 from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
@@ -138,7 +139,7 @@ def summary_context(summary: dict, variants: list[str]) -> dict:
 
 def build_context(summary: dict, galleries: Any, robustness: Any = None) -> dict:
     """Everything the templates show, from the summary (missing parts tolerated) and robustness.json's data."""
-    summary = as_dict(summary)
+    summary = summary.to_json() if isinstance(summary, AuditSummary) else as_dict(summary)
     variants = variant_names(summary)
     return {
         "sections": robustness_report.with_section(SECTIONS, robustness),
