@@ -74,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         raise AgefairError(f"--name {clash[0]}: a trained variant has that name; name the predictions otherwise")
 
     prepared, data_cfg = prepare_from_args(args, csv_ok=True)
-    summary, preds, galleries = run_audit(prepared, data_cfg, fair, runs_dir, variants, args.split, args.device,
-                                          not args.quiet, not args.no_gallery,
-                                          str(args.thresholds or CONFIG_DIR / "fairness.yaml"), external)
+    summary, preds, galleries = run_audit(prepared, data_cfg, fair, runs_dir=runs_dir, variants=variants,
+                                          split=args.split, device=args.device, progress=not args.quiet,
+                                          galleries=not args.no_gallery,
+                                          thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"),
+                                          external=external)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary["seconds"] = time.perf_counter() - started
-    write_json_atomic(out / "summary.json", summary)
+    summary.seconds = time.perf_counter() - started
+    write_json_atomic(out / "summary.json", summary.to_json())
     with atomic_path(out / "predictions.csv") as tmp:
         preds.drop(columns=["row"]).to_csv(tmp, index=False)
     from agefair.reporting.report import render_report
@@ -89,27 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.robustness:
         if not variants:
             raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
-        prov = summary["provenance"]
-        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov["split"], args.device,
-                                        not args.quiet, thresholds_file=prov["thresholds_file"])
+        prov = summary.provenance
+        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov.split, args.device,
+                                        not args.quiet, thresholds_file=prov.thresholds_file)
         print_result(rob, *robustness.write_outputs(rob, out))
     render_report(summary, galleries, out / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
 
-    d = summary["dataset"]
-    print(f"audited on {d['name']} ({d['path']}), {d['split']} split, {d['images_in_split']} images, "
-          f"{'age-group labels' if d['labels'] == 'interval' else 'exact ages'}")
-    print_leaderboard(summary["leaderboard"])
-    print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary["verdict"].items()))
-    if summary["thresholds_not_applicable"]:
-        print(f"not checked ({'age groups' if d['labels'] == 'interval' else 'exact ages'} here): "
-              + "; ".join(f"{r['rule']} ({r['reason']})" for r in summary["thresholds_not_applicable"]))
+    d = summary.dataset
+    interval = summary.labels == "interval"
+    print(f"audited on {d.name} ({d.path}), {d.split} split, {d.images_in_split} images, "
+          f"{'age-group labels' if interval else 'exact ages'}")
+    print_leaderboard(summary.leaderboard)
+    print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.verdict.items()))
+    if summary.thresholds_not_applicable:
+        print(f"not checked ({'age groups' if interval else 'exact ages'} here): "
+              + "; ".join(f"{r.rule} ({r.reason})" for r in summary.thresholds_not_applicable))
     print(f"wrote {out / 'report.html'}, {out / 'summary.json'}, {out / 'predictions.csv'} "
-          f"in {summary['seconds']:.0f} s")
-    if not summary["passed"]:
+          f"in {summary.seconds:.0f} s")
+    if not summary.passed:
         print("\nfairness thresholds FAILED:")
-        print(thresholds_text(summary["thresholds"], only_failed=True))
+        print(thresholds_text([r.to_json() for r in summary.thresholds], only_failed=True))
         return 1
-    print(f"all {len(summary['thresholds'])} threshold checks passed")
+    print(f"all {len(summary.thresholds)} threshold checks passed")
     if rob is not None and not rob["passed"]:
         print(f"robustness thresholds FAILED: {sum(not r['passed'] for r in rob['thresholds'])} of "
               f"{len(rob['thresholds'])} (listed above)")

@@ -348,3 +348,63 @@ def test_template_is_packaged():
 
     assert (report.TEMPLATE_DIR / "report.html").is_file()
     assert Path(report.__file__).parent / "templates" == report.TEMPLATE_DIR
+
+
+# --------------------------------------------------------------------------- the typed result
+
+def test_typed_summary_round_trip(summary):
+    """summary.json as AuditSummary and back: exactly the same JSON (keys, order, values, ints kept)."""
+    from agefair.fairness.result import AuditSummary, ExactAudit, ExactRow
+
+    written = json.loads(json.dumps(nan_to_none(summary)))
+    typed = AuditSummary.model_validate(written)
+    assert json.dumps(typed.to_json()) == json.dumps(written)
+    assert all(isinstance(e.audit, ExactAudit) for e in typed.variants.values())
+    assert all(isinstance(r, ExactRow) for r in typed.leaderboard) and typed.labels == "exact"
+    assert typed.variants["baseline"].audit.grouping("ethnicity").disparity.stat("mae").worst_group
+    assert render_html(typed, {}) == render_html(written, {})
+
+
+def test_typed_interval_audit_round_trip():
+    from agefair.fairness.result import AuditSummary, IntervalAudit, IntervalRow
+
+    p = synthetic_predictions("baseline", 0.0, 4.0)
+    lo = (p["age"] // 10) * 10
+    p = p.drop(columns=["age", "shot"]).assign(age_lo=lo, age_hi=lo + 9)
+    audits = {"m": audit_variant(p, SETTINGS, {"gender": ["gender"], "ethnicity": ["ethnicity"]})}
+    board = leaderboard(audits, [])
+    written = json.loads(json.dumps(nan_to_none({"leaderboard": board, "verdict": verdict(board),
+                                                 "variants": {"m": {"audit": audits["m"]}}})))
+    typed = AuditSummary.model_validate(written)
+    assert typed.to_json() == written
+    assert isinstance(typed.variants["m"].audit, IntervalAudit) and isinstance(typed.leaderboard[0], IntervalRow)
+    assert typed.labels == "interval"
+
+
+def test_malformed_summary_is_a_one_line_error(tmp_path):
+    from agefair.core.errors import AgefairError
+    from agefair.fairness.result import load_robustness, load_summary
+
+    bad = tmp_path / "summary.json"
+    bad.write_text(json.dumps({"leaderboard": [{"variant": "x", "mae": "not a number"}]}))
+    with pytest.raises(AgefairError) as e:
+        load_summary(bad)
+    assert str(bad) in str(e.value) and "leaderboard" in str(e.value) and "\n" not in str(e.value)
+    bad.write_text("{ not json")
+    with pytest.raises(AgefairError, match="cannot be read as JSON"):
+        load_summary(bad)
+    rob = tmp_path / "robustness.json"
+    rob.write_text(json.dumps({"variants": {"m": {"conditions": "none"}}}))
+    with pytest.raises(AgefairError) as e:
+        load_robustness(rob)
+    assert str(rob) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_report_leaves_out_a_malformed_robustness_json(tmp_path, capsys):
+    from agefair.fairness.robustness import load_result
+
+    rob = tmp_path / "robustness.json"
+    rob.write_text(json.dumps({"variants": {"m": {"clean": {"mae": "x"}}}}))
+    assert load_result(rob) is None
+    err = capsys.readouterr().err
+    assert "robustness.json left out of the report" in err and err.count("\n") == 1

@@ -6,31 +6,43 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from agefair.core.formatting import format_seconds  # noqa: F401  (re-exported for the commands)
+from agefair.fairness.result import ExactRow, IntervalRow, LeaderboardRow
 
 
-def print_leaderboard(board: list[dict]) -> None:
-    w = max([12, *(len(str(r["variant"])) for r in board)])
-    if board and board[0].get("labels") == "interval":
-        print(f"{'model':<{w}} {'in group':>8} {'dist':>6} {'95% CI':>15} {'signed':>7} {'worst group (dist)':>38} "
-              f"{'attr. gap':>9}  rules")
-        for r in board:
-            ci = f"[{r['dist_ci'][0]:.2f}, {r['dist_ci'][1]:.2f}]" if r["dist_ci"][0] is not None else ""
-            wg = f"{r['worst_group']} ({r['worst_group_dist']:.2f})" if r["worst_group"] else "-"
-            gap = f"{r['gap']:.2f}" if r["gap"] is not None else "-"
-            print(f"{r['variant']:<{w}} {100 * r['in_group']:>7.1f}% {r['dist']:>6.2f} {ci:>15} {r['signed']:>+7.2f} "
-                  f"{wg[:38]:>38} {gap:>9}  {r['rules_passed']}/{r['rules']}")
-        return
-    key = "ethnicity_gap" if any(r.get("ethnicity_gap") is not None for r in board) else "gap"
-    print(f"{'variant':<{w}} {'MAE':>6} {'95% CI':>15} {'worst group (MAE)':>38} "
-          f"{'eth. gap' if key == 'ethnicity_gap' else 'attr. gap':>9} {'bin spread':>10}  rules")
+def _ci(ci: list) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci and None not in ci[:2] else ""
+
+
+def _print_interval_board(board: list[IntervalRow], w: int) -> None:
+    print(f"{'model':<{w}} {'in group':>8} {'dist':>6} {'95% CI':>15} {'signed':>7} {'worst group (dist)':>38} "
+          f"{'attr. gap':>9}  rules")
     for r in board:
-        ci = f"[{r['mae_ci'][0]:.2f}, {r['mae_ci'][1]:.2f}]" if r["mae_ci"][0] is not None else ""
-        wg = f"{r['worst_group']} ({r['worst_group_mae']:.2f})" if r["worst_group"] else "-"
-        gap = f"{r[key]:.2f}" if r.get(key) is not None else "-"
-        spread = f"{r['age_bin_spread']:.2f}" if r["age_bin_spread"] is not None else "-"
-        print(f"{r['variant']:<{w}} {r['mae']:>6.2f} {ci:>15} {wg[:38]:>38} {gap:>9} {spread:>10}  "
-              f"{r['rules_passed']}/{r['rules']}")
+        wg = f"{r.worst_group} ({r.worst_group_dist:.2f})" if r.worst_group else "-"
+        gap = f"{r.gap:.2f}" if r.gap is not None else "-"
+        print(f"{r.variant:<{w}} {100 * r.in_group:>7.1f}% {r.dist:>6.2f} {_ci(r.dist_ci):>15} {r.signed:>+7.2f} "
+              f"{wg[:38]:>38} {gap:>9}  {r.rules_passed}/{r.rules}")
+
+
+def print_leaderboard(board: list[ExactRow | IntervalRow] | list[dict]) -> None:
+    """The leaderboard as a text table (rows of the typed summary, or summary.json's dicts)."""
+    board = [TypeAdapter(LeaderboardRow).validate_python(r) if isinstance(r, dict) else r for r in board]
+    w = max([12, *(len(str(r.variant)) for r in board)])
+    if board and isinstance(board[0], IntervalRow):
+        _print_interval_board(board, w)
+        return
+    eth = any(r.ethnicity_gap is not None for r in board)
+    print(f"{'variant':<{w}} {'MAE':>6} {'95% CI':>15} {'worst group (MAE)':>38} "
+          f"{'eth. gap' if eth else 'attr. gap':>9} {'bin spread':>10}  rules")
+    for r in board:
+        wg = f"{r.worst_group} ({r.worst_group_mae:.2f})" if r.worst_group else "-"
+        g = r.ethnicity_gap if eth else r.gap
+        gap = f"{g:.2f}" if g is not None else "-"
+        spread = f"{r.age_bin_spread:.2f}" if r.age_bin_spread is not None else "-"
+        print(f"{r.variant:<{w}} {r.mae:>6.2f} {_ci(r.mae_ci):>15} {wg[:38]:>38} {gap:>9} {spread:>10}  "
+              f"{r.rules_passed}/{r.rules}")
 
 
 def thresholds_text(rows: list[dict], only_failed: bool = False) -> str:

@@ -7,7 +7,7 @@ file and the key, e.g. ``configs/data.yaml: split.train: Input should be greater
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -258,7 +258,11 @@ def load_train_config(preset: str = "reference", override_file: str | Path | Non
 
 # --- audit ------------------------------------------------------------------------------------
 
-AUDIT_METRICS = ("mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old", "too_young")
+# The metrics a threshold rule may name (their titles, label kinds and directions: agefair.fairness.specs,
+# which checks it agrees with this list; the list is here because the config is validated below fairness).
+AuditMetric = Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
+                      "too_young"]
+AUDIT_METRICS: tuple[str, ...] = get_args(AuditMetric)
 AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
 EVERY_ATTRIBUTE = "every attribute"  # a rule checked on each sensitive attribute's grouping
 
@@ -271,8 +275,7 @@ class ThresholdRule(StrictModel):
     Metrics mae..age_bin_spread apply to exact ages, in_group..too_young to age-group labels."""
 
     name: str | None = None
-    metric: Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
-                    "too_young"]
+    metric: AuditMetric
     grouping: str = Field("overall", min_length=1)
     statistic: Literal["value", "worst_group", "difference", "ratio"] = "value"
     max: float | None = None

@@ -15,8 +15,10 @@ import datetime as dt
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,7 +27,7 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
-from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
+from agefair.fairness.leaderboard import by_age, leaderboard, verdict
 from agefair.fairness.metrics import (
     GROUPINGS,
     AuditSettings,
@@ -36,7 +38,9 @@ from agefair.fairness.model_predictions import (
     predict_variant,
     split_rows,
 )
+from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
 from agefair.fairness.thresholds import judge, not_applicable
+from agefair.models import runs
 from agefair.models.runtime import make_runtime
 
 
@@ -49,7 +53,7 @@ def trained_here(runs_dir: Path, variants: list[str], prepared: PreparedData) ->
 
     out = {}
     for v in variants:
-        path = runs_dir / v / "model.pt"
+        path = runs.best_checkpoint(runs_dir, v)
         trained = load_checkpoint(path).get("meta", {}).get("manifest_hash")
         out[v] = trained in (None, prepared.data_hash)
         if not out[v] and prepared.kind != "csv":
@@ -78,115 +82,169 @@ def dataset_info(prepared: PreparedData, split: str, n_split: int) -> dict:
             "detector": prepared.detector if prepared.kind == "csv" and prepared.aligned != "yes" else None}
 
 
-def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, runs_dir: Path | None, variants: list[str],
-              split: str | None, device: str, progress: bool, galleries: bool,
-              thresholds_file: str, external: list[tuple[Path, str]] = ()) -> tuple[dict, pd.DataFrame, dict]:
-    """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions."""
-    from agefair.fairness.external import describe_matching, load_external
+@dataclass
+class _Audited:
+    """What auditing one model's predictions yields, for the summary."""
 
-    here = trained_here(runs_dir, variants, prepared) if variants else {}
-    split = choose_split(split, prepared, here)
+    pred: pd.DataFrame
+    audit: dict
+    entry: dict  # source, trained_on, evaluated_on, coverage (and the training record of agefair variants)
+    timings: dict
+
+
+@dataclass
+class _Scope:
+    """The audited data and how every model is audited on it."""
+
+    prepared: PreparedData
+    split: str
+    n_split: int
+    settings: AuditSettings
+    groupings: dict[str, list[str]]
+    train_ages: np.ndarray | None  # many/medium/few-shot ages count this data's training split
+    fair: FairnessConfig
+
+    @property
+    def where(self) -> str:
+        return f"{self.prepared.name} ({self.split} split, {self.n_split} images)"
+
+    def audit(self, pred: pd.DataFrame) -> dict:
+        """Grouped metrics of one model's predictions (adds the shot column to ``pred`` when it applies)."""
+        if self.train_ages is not None:
+            pred["shot"] = shot_labels(pred["age"].to_numpy(), self.train_ages, self.fair.many_shot,
+                                       self.fair.few_shot)
+        audit = audit_variant(pred, self.settings, self.groupings)
+        if self.prepared.labels == "exact":
+            audit["by_age"] = by_age(pred)
+        return audit
+
+
+def _scope(prepared: PreparedData, fair: FairnessConfig, split: str, here: dict[str, bool]) -> _Scope:
     rows_in_split = split_rows(prepared, split)
     if len(rows_in_split) == 0:
         raise AgefairError(f"{prepared.source or prepared.data_dir}: the {split} split holds no image")
     settings = AuditSettings(n_boot=fair.n_boot, ci_level=fair.ci_level, seed=fair.seed,
                              min_group_size=fair.min_group_size, bootstrap=fair.bootstrap)
     groupings = dict(prepared.groupings or GROUPINGS)
-    # many/medium/few-shot ages count this data's training split: only when a variant was trained on it
-    # (then for every model, so that all are compared over the same groupings)
+    # only when a variant was trained on this data (then for every model, so all share the same groupings)
     train_ages = (prepared.manifest.loc[prepared.manifest["split"] == "train", "age"].to_numpy()
                   if prepared.labels == "exact" and any(here.values()) else None)
     if train_ages is not None:
         groupings.setdefault("shot", ["shot"])
-    where = f"{prepared.name} ({split} split, {len(rows_in_split)} images)"
-    preds, infos, audits, timings, entries = [], {}, {}, {}, {}
-    rt = make_runtime(device, "auto", True) if variants else None
+    return _Scope(prepared, split, len(rows_in_split), settings, groupings, train_ages, fair)
 
-    def audit_predictions(pred: pd.DataFrame) -> dict:
-        """Grouped metrics of one model's predictions (adds the shot column to ``pred`` when it applies)."""
-        if train_ages is not None:
-            pred["shot"] = shot_labels(pred["age"].to_numpy(), train_ages, fair.many_shot, fair.few_shot)
-        audit = audit_variant(pred, settings, groupings)
-        if prepared.labels == "exact":
-            audit["by_age"] = by_age(pred)
-        return audit
 
+def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress: bool, trained_here: bool) -> _Audited:
+    """Predict with one trained variant and audit its predictions."""
+    t0 = time.perf_counter()
+    pred, info = predict_variant(v, runs.best_checkpoint(runs_dir, v), scope.prepared, data_cfg, scope.split, rt, progress)
+    if pred.empty:
+        raise AgefairError(f"{runs.best_checkpoint(runs_dir, v)}: no image of {scope.where} could be read as a face "
+                           f"({info.get('faces')})")
+    t1 = time.perf_counter()
+    audit = scope.audit(pred)
+    trained = info["meta"].get("manifest_hash")
+    entry = {"training": {k: info[k] for k in ("checkpoint", "checkpoint_sha256", "epoch", "val_mae", "config",
+                                               "meta", "history")},
+             "source": "agefair", "evaluated_on": scope.where,
+             "trained_on": ("this dataset's train split" if trained_here else
+                            f"other data (manifest {str(trained)[:12]}): cross-dataset evaluation"),
+             "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred)),
+                          **({"faces": info["faces"]} if "faces" in info else {})}}
+    return _Audited(pred, audit, entry, {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
+
+
+def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:
+    """Load one predictions file (matched to the audited rows) and audit it."""
+    from agefair.fairness.external import describe_matching, load_external
+
+    t0 = time.perf_counter()
+    pred, matching = load_external(path, name, scope.prepared, data_cfg, scope.split)
+    t1 = time.perf_counter()
+    audit = scope.audit(pred)
+    entry = {"source": "external", "evaluated_on": scope.where, "trained_on": "unknown (external model)",
+             "predictions": matching, "matching_text": describe_matching(matching),
+             "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred))}}
+    print(f"external predictions {name} ({path}): {describe_matching(matching)}")
+    return _Audited(pred, audit, entry, {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
+
+
+def _galleries(scope: _Scope, audited: dict[str, _Audited], variants: list[str], runs_dir: Path | None,
+               progress: bool) -> tuple[dict, str | None]:
+    """(Grad-CAM galleries of the worst errors per variant, or a note saying why there are none)."""
+    if scope.fair.gallery_k <= 0:
+        return {}, None
+    if variants and scope.prepared.labels == "interval":
+        return {}, "galleries rank errors against exact ages; this dataset has age groups only"
+    from agefair.data.inputs import model_inputs
+    from agefair.models.checkpoint import model_from_checkpoint
+    from agefair.models.gradcam import gallery
+
+    prepared = scope.prepared
+    by = ("overall", "ethnicity", "age_bin") if prepared.kind != "csv" else ("overall", *prepared.attributes, "age_bin")
+    out = {}
     for v in variants:
         t0 = time.perf_counter()
-        pred, info = predict_variant(v, runs_dir / v / "model.pt", prepared, data_cfg, split, rt, progress)
-        if pred.empty:
-            raise AgefairError(f"{runs_dir / v / 'model.pt'}: no image of {where} could be read as a face "
-                               f"({info.get('faces')})")
-        t1 = time.perf_counter()
-        audits[v] = audit_predictions(pred)
-        infos[v] = info
-        preds.append(pred)
-        timings[v] = {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
-        trained = info["meta"].get("manifest_hash")
-        entries[v] = {"source": "agefair", "evaluated_on": where,
-                      "trained_on": ("this dataset's train split" if here[v] else
-                                     f"other data (manifest {str(trained)[:12]}): cross-dataset evaluation"),
-                      "coverage": {"images_in_split": len(rows_in_split), "predicted": int(len(pred)),
-                                   **({"faces": info["faces"]} if "faces" in info else {})}}
-    for path, name in external:
-        t0 = time.perf_counter()
-        pred, matching = load_external(path, name, prepared, data_cfg, split)
-        t1 = time.perf_counter()
-        audits[name] = audit_predictions(pred)
-        preds.append(pred)
-        timings[name] = {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
-        entries[name] = {"source": "external", "evaluated_on": where, "trained_on": "unknown (external model)",
-                         "predictions": matching, "matching_text": describe_matching(matching),
-                         "coverage": {"images_in_split": len(rows_in_split), "predicted": int(len(pred))}}
-        print(f"external predictions {name} ({path}): {describe_matching(matching)}")
-    verdicts = judge(fair.rules, audits)
+        model, cfg, _ = model_from_checkpoint(runs.best_checkpoint(runs_dir, v))
+        pred = audited[v].pred
+        images, _ = model_inputs(prepared, pred["row"].to_numpy(), cfg.model.image_size, progress)
+        out[v] = gallery(model, images, pred, scope.fair.gallery_k, groupings=by)
+        audited[v].timings["gallery_s"] = time.perf_counter() - t0
+    return out, None
+
+
+def _provenance(scope: _Scope, data_cfg, runs_dir: Path | None, variants: list[str], thresholds_file: str,
+                external: list[tuple[Path, str]], rt) -> Provenance:
+    prepared, fair = scope.prepared, scope.fair
+    source = prepared.source or prepared.data_dir
+    return Provenance(
+        data_dir=str(source), manifest_hash=prepared.data_hash, split_seed=prepared.split_meta["seed"],
+        split=scope.split, thresholds_file=thresholds_file, audit_settings=fair.model_dump(mode="json"),
+        git_commit=git_commit(), git_dirty=git_dirty(), versions=versions(),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        reproduce=reproduce_command(runs_dir, source, prepared.split_meta["seed"], scope.split, thresholds_file,
+                                    variants, external),
+        device=str(rt.device) if rt else None, precision=rt.measure_precision_name if rt else None,
+        torch_threads=torch.get_num_threads(), platform=platform.platform(),
+        data_config=data_cfg.model_dump(mode="json"))
+
+
+def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance,
+             gallery_note: str | None) -> AuditSummary:
+    """The typed summary (summary.json) of the audited models."""
+    prepared, rules = scope.prepared, scope.fair.rules
+    audits = {name: a.audit for name, a in audited.items()}
+    verdicts = judge(rules, audits)
     board = leaderboard(audits, verdicts)
-
-    gallery_data: dict = {}
-    gallery_note = None
-    if galleries and fair.gallery_k > 0 and variants and prepared.labels == "interval":
-        gallery_note = "galleries rank errors against exact ages; this dataset has age groups only"
-    elif galleries and fair.gallery_k > 0:
-        from agefair.data.inputs import model_inputs
-        from agefair.models.checkpoint import model_from_checkpoint
-        from agefair.models.gradcam import gallery
-
-        by = ("overall", "ethnicity", "age_bin") if prepared.kind != "csv" else ("overall", *prepared.attributes,
-                                                                                 "age_bin")
-        for v, pred in zip(variants, preds):
-            t0 = time.perf_counter()
-            model, cfg, _ = model_from_checkpoint(runs_dir / v / "model.pt")
-            images, _ = model_inputs(prepared, pred["row"].to_numpy(), cfg.model.image_size, progress)
-            gallery_data[v] = gallery(model, images, pred, fair.gallery_k, groupings=by)
-            timings[v]["gallery_s"] = time.perf_counter() - t0
-
     quality = {k: prepared.quality_report[k] for k in prepared.quality_report if k != "problems"}
-    summary = {
-        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "split": split,
-        "passed": all(r["passed"] for r in verdicts),
-        "verdict": verdict(board),
-        "leaderboard": board,
-        "thresholds": verdicts,
-        "thresholds_not_applicable": not_applicable(fair.rules, audits),
-        "dataset": dataset_info(prepared, split, len(rows_in_split)),
-        "variants": {v: ({"training": {k: infos[v][k] for k in ("checkpoint", "checkpoint_sha256", "epoch", "val_mae")}
-                          | {"config": infos[v]["config"], "meta": infos[v]["meta"], "history": infos[v]["history"]}}
-                         if v in infos else {}) | entries[v] | {"audit": audits[v], "timings": timings[v]}
-                     for v in audits},
-        "data": {"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},
-        "provenance": {
-            "data_dir": str(prepared.source or prepared.data_dir), "manifest_hash": prepared.data_hash,
-            "split_seed": prepared.split_meta["seed"], "split": split, "thresholds_file": thresholds_file,
-            "audit_settings": fair.model_dump(mode="json"), "git_commit": git_commit(), "git_dirty": git_dirty(),
-            "versions": versions(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "reproduce": reproduce_command(runs_dir, prepared.source or prepared.data_dir, prepared.split_meta["seed"],
-                                           split, thresholds_file, variants, external),
-            "device": str(rt.device) if rt else None, "precision": rt.measure_precision_name if rt else None,
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(), "data_config": data_cfg.model_dump(mode="json"),
-        },
-    }
+    parts = dict(
+        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        split=scope.split, passed=all(r["passed"] for r in verdicts), verdict=verdict(board), leaderboard=board,
+        thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits),
+        dataset=dataset_info(prepared, scope.split, scope.n_split),
+        variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
+        data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},
+    )
+    summary = AuditSummary.model_validate(nan_to_none(parts))
+    summary.provenance = provenance
     if gallery_note:
-        summary["gallery_note"] = gallery_note
-    return nan_to_none(summary), pd.concat(preds, ignore_index=True), gallery_data
+        summary.gallery_note = gallery_note
+    return summary
+
+
+def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_dir: Path | None = None,
+              variants: list[str] = (), split: str | None = None, device: str = "auto", progress: bool = False,
+              galleries: bool = True, thresholds_file: str = "",
+              external: list[tuple[Path, str]] = ()) -> tuple[AuditSummary, pd.DataFrame, dict]:
+    """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions."""
+    variants = list(variants)
+    here = trained_here(runs_dir, variants, prepared) if variants else {}
+    scope = _scope(prepared, fair, choose_split(split, prepared, here), here)
+    rt = make_runtime(device, "auto", True) if variants else None
+    audited = {v: _audit_variant(scope, v, runs_dir, data_cfg, rt, progress, here[v]) for v in variants}
+    for path, name in external:
+        audited[name] = _audit_external(scope, path, name, data_cfg)
+    gallery_data, note = _galleries(scope, audited, variants, runs_dir, progress) if galleries else ({}, None)
+    provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt)
+    summary = _summary(scope, audited, provenance, note)
+    return summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data

@@ -9,21 +9,13 @@ import math
 
 import pandas as pd
 
+from agefair.fairness.result import nan_to_none  # noqa: F401  (re-exported: it was defined here)
+
 
 def by_age(pred: pd.DataFrame) -> list[dict]:
     """MAE and mean signed error per true age (for the 'error by age' chart)."""
     g = pred.assign(err=pred["pred"] - pred["age"]).groupby("age")["err"]
     return [{"age": int(a), "n": int(len(e)), "mae": float(e.abs().mean()), "bias": float(e.mean())} for a, e in g]
-
-
-def nan_to_none(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [nan_to_none(v) for v in obj]
-    return obj
 
 
 def _worst(a: dict, metric: str) -> dict:

@@ -29,6 +29,14 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 
 from agefair.data.age_groups import interval_error
+from agefair.fairness.specs import (  # noqa: F401  (METRIC_NAMES, INTERVAL_METRIC_NAMES: re-exported)
+    AGE_GROUPINGS,
+    INTERVAL_METRIC_NAMES,
+    LABEL_METRICS,
+    LOWER_IS_BETTER,
+    METRIC_NAMES,
+    SIGNED,
+)
 
 GROUPINGS: dict[str, list[str]] = {
     "age_bin": ["age_bin"],
@@ -38,13 +46,6 @@ GROUPINGS: dict[str, list[str]] = {
     "age_bin x ethnicity": ["age_bin", "ethnicity"],
     "shot": ["shot"],
 }
-METRIC_NAMES = ("mae", "rmse", "bias", "cs5")
-INTERVAL_METRIC_NAMES = ("in_group", "dist", "signed", "too_old", "too_young")
-LABEL_METRICS = {"exact": METRIC_NAMES, "interval": INTERVAL_METRIC_NAMES}
-LOWER_IS_BETTER = {"mae": True, "rmse": True, "bias": True, "cs5": False,  # bias, signed: by absolute value
-                   "in_group": False, "dist": True, "signed": True, "too_old": True, "too_young": True}
-SIGNED = {"bias", "signed"}
-AGE_GROUPINGS = ("age_bin", "age_group")  # the age grouping of exact ages / of age-group labels
 
 
 def mae(y_true, y_pred) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import math
 import sys
 import time
@@ -43,8 +42,9 @@ from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
 from agefair.data.split import split_rows, stratified_limit
 from agefair.fairness.corruptions import CORRUPTIONS, corrupt
-from agefair.fairness.leaderboard import nan_to_none
 from agefair.fairness.metrics import AuditSettings, grouped_metrics
+from agefair.fairness.result import load_robustness, nan_to_none
+from agefair.models import runs
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
 from agefair.models.runtime import Runtime, make_runtime, predict_loader
 
@@ -84,7 +84,7 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
 
     models, infos = {}, {}
     for v in variants:
-        path = runs_dir / v / "model.pt"
+        path = runs.best_checkpoint(runs_dir, v)
         model, cfg, ckpt = model_from_checkpoint(path)
         meta = ckpt.get("meta", {})
         if meta.get("manifest_hash") not in (None, prepared.data_hash):
@@ -319,22 +319,16 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 
 
 def load_result(path: Path) -> dict | None:
-    """robustness.json for the report, or None when there is none; a broken one is named on stderr and skipped."""
+    """robustness.json for the report, or None when there is none; a broken one (unreadable, or not a
+    ``RobustnessResult``) is named on stderr in one line and left out of the report."""
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        print(f"agefair: note: {path} left out of the report: {type(exc).__name__}", file=sys.stderr)
+        result = load_robustness(path)
+    except AgefairError as exc:
+        print(f"agefair: note: {path} left out of the report: {str(exc).removeprefix(f'{path}: ')}", file=sys.stderr)
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), dict):
+    if not result.variants:
         print(f"agefair: note: {path} left out of the report: not a robustness result", file=sys.stderr)
         return None
-    return data
-
-
-
-
-
-
-
+    return result.to_json()

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule
-
-INTERVAL_RULE_METRICS = ("in_group", "dist", "signed", "too_old", "too_young")
+from agefair.fairness.specs import INTERVAL_RULE_METRICS
 
 
 def applies(rule: ThresholdRule, audit: dict) -> bool:

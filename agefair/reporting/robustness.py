@@ -3,7 +3,8 @@
 A heat map per variant (corruption x severity; buttons switch between MAE, MAE increase over clean
 and the worst-minus-best gap of each grouping), the largest group gap under corruption per variant
 and grouping, the largest gap increases overall, and the robustness threshold checks. Plain data
-in, markup out (no torch), like agefair.reporting.report, whose chart helpers it uses.
+in, markup out (no torch), like the rest of the report, whose chart helpers
+(agefair.reporting.charts) it uses.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from agefair.reporting.report import (
+from agefair.reporting.charts import apply_layout, chart_markup, new_figure, toggle_menu
+from agefair.reporting.format import (
     GROUPING_TITLES,
     JUDGE_TITLES,
     MISSING,
-    _chart,
-    _d,
-    _figure,
-    _l,
-    _layout,
-    _pt,
-    _toggle_menu,
+    as_dict,
+    as_list,
     fmt,
     fmt_ci,
     fmt_int,
@@ -32,6 +29,7 @@ from agefair.reporting.report import (
     fmt_signed,
     fmt_text,
     num,
+    plot_text,
 )
 
 SECTION = ("robustness", "Robustness under image corruptions", "Robustness")
@@ -39,7 +37,7 @@ SECTION = ("robustness", "Robustness under image corruptions", "Robustness")
 
 def with_section(sections: list[tuple[str, str, str]], robustness: Any) -> list[tuple[str, str, str]]:
     """The report's sections, with the robustness one after the disparities when there is a result."""
-    if not _d(robustness).get("variants"):
+    if not as_dict(robustness).get("variants"):
         return sections
     out = list(sections)
     at = next((i + 1 for i, s in enumerate(out) if s[0] == "disparity"), len(out))
@@ -48,34 +46,34 @@ def with_section(sections: list[tuple[str, str, str]], robustness: Any) -> list[
 
 def _conditions(res: dict) -> dict[tuple[str, int], dict]:
     return {(str(c.get("corruption")), int(num(c.get("severity")) or 0)): c
-            for c in _l(res.get("conditions")) if isinstance(c, dict)}
+            for c in as_list(res.get("conditions")) if isinstance(c, dict)}
 
 
 def _gap(c: dict, grouping: str) -> float | None:
-    return num(_d(_d(c.get("groupings")).get(grouping)).get("gap"))
+    return num(as_dict(as_dict(c.get("groupings")).get(grouping)).get("gap"))
 
 
 def heatmap(rob: dict, variants: list[str], chart_id: str) -> Any:
     """Corruption (rows) x severity (columns) per variant; buttons: MAE, MAE increase, group gaps."""
-    corruptions = list(_d(rob.get("corruptions")))
-    titles = [fmt_text(_d(_d(rob.get("corruptions")).get(c)).get("title", c)) for c in corruptions]
-    severities = [int(s) for s in _l(rob.get("severities")) if num(s) is not None]
-    groupings = [g for g in _l(rob.get("groupings")) if isinstance(g, str)]
+    corruptions = list(as_dict(rob.get("corruptions")))
+    titles = [fmt_text(as_dict(as_dict(rob.get("corruptions")).get(c)).get("title", c)) for c in corruptions]
+    severities = [int(s) for s in as_list(rob.get("severities")) if num(s) is not None]
+    groupings = [g for g in as_list(rob.get("groupings")) if isinstance(g, str)]
     if not corruptions or not severities or not variants:
         return None
     states = [("MAE", "mae"), ("MAE increase", "increase")] + [(f"{GROUPING_TITLES.get(g, g)} gap", g)
                                                                for g in groupings]
     ncols = 1 if len(variants) == 1 else 2
     nrows = math.ceil(len(variants) / ncols)
-    res_of = {v: _d(_d(rob.get("variants")).get(v)) for v in variants}
-    sub = [f"{_pt(v)} (clean MAE {fmt(_d(res_of[v].get('clean')).get('mae'))})" for v in variants]
+    res_of = {v: as_dict(as_dict(rob.get("variants")).get(v)) for v in variants}
+    sub = [f"{plot_text(v)} (clean MAE {fmt(as_dict(res_of[v].get('clean')).get('mae'))})" for v in variants]
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=sub, horizontal_spacing=0.14,
-                        vertical_spacing=0.22 / nrows if nrows > 1 else 0.1, figure=_figure())
+                        vertical_spacing=0.22 / nrows if nrows > 1 else 0.1, figure=new_figure())
 
     def value(v: str, c: dict | None, key: str) -> float | None:
         if c is None:
             return None
-        clean = _d(res_of[v].get("clean"))
+        clean = as_dict(res_of[v].get("clean"))
         if key == "mae":
             return num(c.get("mae"))
         if key == "increase":
@@ -94,22 +92,22 @@ def heatmap(rob: dict, variants: list[str], chart_id: str) -> Any:
             scale = dict(colorscale="YlOrRd", zmin=min(vals, default=0.0), zmax=max(vals, default=1.0))
         for i, v in enumerate(variants):
             z = grid[v]
-            clean_gap = {g: _gap(_d(res_of[v].get("clean")), g) for g in groupings}
+            clean_gap = {g: _gap(as_dict(res_of[v].get("clean")), g) for g in groupings}
             extra = "" if key in ("mae", "increase") else f"<br>clean gap {fmt(clean_gap.get(key))}"
             fig.add_trace(go.Heatmap(
-                z=z, x=[f"severity {s}" for s in severities], y=[_pt(t) for t in titles],
+                z=z, x=[f"severity {s}" for s in severities], y=[plot_text(t) for t in titles],
                 text=[["" if x is None else f"{x:.1f}" for x in row] for row in z], texttemplate="%{text}",
-                textfont=dict(size=10), xgap=1, ygap=1, showscale=i == 0, visible=key == "mae", name=_pt(v),
-                colorbar=dict(title=dict(text=_pt(label)), thickness=12, len=0.8), **scale,
-                hovertemplate=(f"<b>{_pt(v)}</b><br>%{{y}}, %{{x}}<br>{_pt(label)} %{{z:.2f}}{extra}"
+                textfont=dict(size=10), xgap=1, ygap=1, showscale=i == 0, visible=key == "mae", name=plot_text(v),
+                colorbar=dict(title=dict(text=plot_text(label)), thickness=12, len=0.8), **scale,
+                hovertemplate=(f"<b>{plot_text(v)}</b><br>%{{y}}, %{{x}}<br>{plot_text(label)} %{{z:.2f}}{extra}"
                                "<extra></extra>"),
             ), row=i // ncols + 1, col=i % ncols + 1)
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
     fig.update_xaxes(tickfont=dict(size=10))
-    menu = _toggle_menu(len(variants), [(label, {}) for label, _ in states], beside=False,
+    menu = toggle_menu(len(variants), [(label, {}) for label, _ in states], beside=False,
                         y=1 + 44 / (300 * nrows))
-    _layout(fig, 170 + 300 * nrows, updatemenus=menu, margin=dict(l=150, r=20, t=100, b=40))
-    return _chart(fig, chart_id)
+    apply_layout(fig, 170 + 300 * nrows, updatemenus=menu, margin=dict(l=150, r=20, t=100, b=40))
+    return chart_markup(fig, chart_id)
 
 
 def _gap_row(r: dict, titles: dict) -> dict:
@@ -129,9 +127,9 @@ def largest_gap_rows(rob: dict, variants: list[str], titles: dict) -> list[dict]
     """Per variant and grouping: the corruption x severity with the largest worst-minus-best group MAE."""
     out = []
     for v in variants:
-        res = _d(_d(rob.get("variants")).get(v))
-        clean = _d(res.get("clean"))
-        for g in [g for g in _l(rob.get("groupings")) if isinstance(g, str)]:
+        res = as_dict(as_dict(rob.get("variants")).get(v))
+        clean = as_dict(res.get("clean"))
+        for g in [g for g in as_list(rob.get("groupings")) if isinstance(g, str)]:
             best_c, best_gap = None, None
             for c in _conditions(res).values():
                 gap = _gap(c, g)
@@ -139,7 +137,7 @@ def largest_gap_rows(rob: dict, variants: list[str], titles: dict) -> list[dict]
                     best_c, best_gap = c, gap
             if best_c is None:
                 continue
-            gs = _d(_d(best_c.get("groupings")).get(g))
+            gs = as_dict(as_dict(best_c.get("groupings")).get(g))
             clean_gap = _gap(clean, g)
             out.append(_gap_row({"variant": v, "grouping": g, "corruption": best_c.get("corruption"),
                                  "severity": best_c.get("severity"), "worst_group": gs.get("worst_group"),
@@ -151,7 +149,7 @@ def largest_gap_rows(rob: dict, variants: list[str], titles: dict) -> list[dict]
 
 
 def threshold_rows(rob: dict) -> list[dict]:
-    rows = sorted((r for r in _l(rob.get("thresholds")) if isinstance(r, dict)), key=lambda r: bool(r.get("passed")))
+    rows = sorted((r for r in as_list(rob.get("thresholds")) if isinstance(r, dict)), key=lambda r: bool(r.get("passed")))
     return [{"variant": fmt_text(r.get("variant")), "rule": fmt_text(r.get("rule")),
              "where": (f"{fmt_text(r.get('corruption'))} {fmt_int(r.get('severity'))}"
                        if r.get("corruption") else MISSING),
@@ -163,32 +161,32 @@ def threshold_rows(rob: dict) -> list[dict]:
 
 def context(robustness: Any, summary: dict | None = None) -> dict | None:
     """What the template's robustness section shows, or None when there is no result."""
-    rob = _d(robustness)
-    if not _d(rob.get("variants")):
+    rob = as_dict(robustness)
+    if not as_dict(rob.get("variants")):
         return None
-    variants = list(_d(rob.get("variants")))
-    corr = _d(rob.get("corruptions"))
-    titles = {c: fmt_text(_d(x).get("title", c)) for c, x in corr.items()}
+    variants = list(as_dict(rob.get("variants")))
+    corr = as_dict(rob.get("corruptions"))
+    titles = {c: fmt_text(as_dict(x).get("title", c)) for c, x in corr.items()}
     # a variant whose checkpoint changed since the robustness run is flagged (its numbers are stale)
-    audited = {v: _d(_d(x).get("training")).get("checkpoint_sha256")
-               for v, x in _d(_d(summary).get("variants")).items()}
-    stale = [v for v in variants if audited.get(v) and audited[v] != _d(rob["variants"][v]).get("checkpoint_sha256")]
-    prov = _d(rob.get("provenance"))
-    timings = _d(rob.get("timings"))
+    audited = {v: as_dict(as_dict(x).get("training")).get("checkpoint_sha256")
+               for v, x in as_dict(as_dict(summary).get("variants")).items()}
+    stale = [v for v in variants if audited.get(v) and audited[v] != as_dict(rob["variants"][v]).get("checkpoint_sha256")]
+    prov = as_dict(rob.get("provenance"))
+    timings = as_dict(rob.get("timings"))
     checks = threshold_rows(rob)
     return {
         "n_images": fmt_int(rob.get("n_images")), "split": fmt_text(rob.get("split")),
         "limit": rob.get("limit"), "generated": fmt_text(rob.get("generated")),
-        "severities": ", ".join(str(s) for s in _l(rob.get("severities"))),
+        "severities": ", ".join(str(s) for s in as_list(rob.get("severities"))),
         "seed": fmt_text(prov.get("corruption_seed")), "seconds": fmt_seconds(timings.get("seconds")),
-        "min_group_size": fmt_text(_d(prov.get("settings")).get("min_group_size")),
+        "min_group_size": fmt_text(as_dict(prov.get("settings")).get("min_group_size")),
         "command": fmt_text(prov.get("command")),
-        "corruptions": [{"name": c, "title": titles[c], "unit": fmt_text(_d(x).get("unit")),
+        "corruptions": [{"name": c, "title": titles[c], "unit": fmt_text(as_dict(x).get("unit")),
                          "params": ", ".join(f"{p:g}" if isinstance(p, (int, float)) else str(p)
-                                             for p in _l(_d(x).get("params")))} for c, x in corr.items()],
+                                             for p in as_list(as_dict(x).get("params")))} for c, x in corr.items()],
         "heatmap": heatmap(rob, variants, "chart-robustness"),
         "largest": largest_gap_rows(rob, variants, titles),
-        "increases": [_gap_row(r, titles) for r in _l(rob.get("largest_gaps"))[:10] if isinstance(r, dict)],
+        "increases": [_gap_row(r, titles) for r in as_list(rob.get("largest_gaps"))[:10] if isinstance(r, dict)],
         "thresholds": checks, "n_failed": sum(not r["passed"] for r in checks),
         "stale": stale, "missing": [v for v in audited if v not in variants],
     }

@@ -1,0 +1,181 @@
+"""The audit report page: one self-contained HTML file (opens offline) from ``run_audit``'s summary.
+
+``render_report(summary, galleries, path, robustness)`` writes it. plotly's JavaScript is embedded
+once in the page head, the stylesheet (templates/style.css) is inlined, every chart is a
+``<div class="chart" id=...>`` holding one plotly figure, and images are data URIs, so the page
+makes no network request. Missing numbers (None or NaN) read as '–'. Unknown summary keys are
+ignored (listed, as raw JSON, at the end of the provenance section).
+
+templates/report.html is the page; it includes one template per section (section_*.html), which
+import their shared macros from macros.html. No torch here: the report only reads the summary.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from agefair.core.io import write_text_atomic
+from agefair.fairness.result import AuditSummary
+from agefair.reporting import robustness as robustness_report
+from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
+from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
+from agefair.reporting.format import (
+    as_dict,
+    as_list,
+    fmt,
+    fmt_ci,
+    fmt_int,
+    fmt_pct,
+    fmt_seconds,
+    fmt_signed,
+    fmt_text,
+    grouping_title,
+    num,
+    slug,
+)
+from agefair.reporting.sections import (
+    dataset_context,
+    disparity_tables,
+    gap_key,
+    leaderboard_rows,
+    model_rows,
+    shot_table,
+    threshold_rows,
+    verdict_parts,
+)
+from agefair.reporting.view import audit_of, chart_groupings, ci_label, label_kind, min_group_size, variant_names
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+# (anchor id, heading, navigation label): the report's sections, in order.
+SECTIONS: list[tuple[str, str, str]] = [
+    ("summary", "Summary", "Summary"),
+    ("thresholds", "Threshold checks", "Thresholds"),
+    ("groups", "Error by group", "By group"),
+    ("by-age", "Error by true age", "By age"),
+    ("shot", "Many-, medium- and few-shot ages", "Shot"),
+    ("disparity", "Disparities between groups", "Disparities"),
+    ("gallery", "Grad-CAM galleries of the worst errors", "Grad-CAM"),
+    ("training", "Training", "Training"),
+    ("data", "Data quality and split", "Data"),
+    ("provenance", "Provenance", "Provenance"),
+]
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=fmt, signed=fmt_signed, pct=fmt_pct, ci=fmt_ci, int=fmt_int)
+    return env
+
+
+def stylesheet() -> Markup:
+    """templates/style.css, inlined into the page's <style> (the report stays one file)."""
+    return Markup((TEMPLATE_DIR / "style.css").read_text(encoding="utf-8"))
+
+
+def chart_context(summary: dict, variants: list[str]) -> dict:
+    """The charts of the groups, by-age, shot and training sections."""
+    group_charts = []
+    for grouping, heat, half in chart_groupings(summary, variants):
+        chart_id = f"chart-group-{slug(grouping)}"
+        chart = (heatmap_chart(summary, variants, grouping, chart_id) if heat
+                 else grouped_bar_chart(summary, variants, grouping, chart_id))
+        if chart is not None:
+            group_charts.append({"grouping": grouping, "title": grouping_title(grouping), "chart": chart, "half": half})
+    return {
+        "group_charts": group_charts,
+        "age_charts": [c for c in (
+            by_age_chart(summary, variants, "mae", "MAE", "chart-age-mae"),
+            by_age_chart(summary, variants, "bias", "signed error", "chart-age-bias")) if c is not None],
+        "shot_chart": grouped_bar_chart(summary, variants, "shot", "chart-group-shot", 300),
+        "training_chart": training_chart(summary, variants, "chart-training"),
+    }
+
+
+def header_context(summary: dict, variants: list[str]) -> dict:
+    """The page head's line: data, split, images, when and how long."""
+    first = audit_of(summary, variants[0]) if variants else {}
+    n_test = num(as_dict(as_dict(first.get("overall")).get("n")).get("value"))
+    provenance = as_dict(summary.get("provenance"))
+    quality = as_dict(as_dict(summary.get("data")).get("quality"))
+    return {
+        "generated": fmt_text(summary.get("generated")),
+        "split": fmt_text(summary.get("split")),
+        "n_test": fmt_int(n_test) if n_test is not None else None,
+        "data_dir": fmt_text(provenance.get("data_dir", quality.get("data_dir"))),
+        "manifest_short": fmt_text(provenance.get("manifest_hash"))[:12],
+        "seconds": fmt_seconds(summary["seconds"]) if num(summary.get("seconds")) is not None else None,
+        "ci_label": ci_label(summary),
+        "min_group_size": min_group_size(summary),
+    }
+
+
+def summary_context(summary: dict, variants: list[str]) -> dict:
+    """The summary and threshold sections: verdict, leaderboard, models, checks."""
+    checks = [r for r in as_list(summary.get("thresholds")) if isinstance(r, dict)]
+    n_failed = sum(not r.get("passed") for r in checks)
+    board = [r for r in as_list(summary.get("leaderboard")) if isinstance(r, dict)]
+    return {
+        "verdict": verdict_parts(summary),
+        "n_checks": len(checks), "n_failed": n_failed,
+        "passed": bool(summary.get("passed", n_failed == 0)) and n_failed == 0,
+        "leaderboard": leaderboard_rows(summary),
+        "labels": label_kind(summary),
+        "gap_title": "ethnicity MAE gap" if gap_key(board) == "ethnicity_gap" else "largest attribute MAE gap",
+        "dataset": dataset_context(summary),
+        "models": model_rows(summary, variants),
+        "not_applicable": [r for r in as_list(summary.get("thresholds_not_applicable")) if isinstance(r, dict)],
+        "gallery_note": fmt_text(summary.get("gallery_note")) if summary.get("gallery_note") else None,
+        "thresholds": threshold_rows(summary),
+    }
+
+
+def build_context(summary: dict, galleries: Any, robustness: Any = None) -> dict:
+    """Everything the templates show, from the summary (missing parts tolerated) and robustness.json's data."""
+    summary = summary.to_json() if isinstance(summary, AuditSummary) else as_dict(summary)
+    variants = variant_names(summary)
+    return {
+        "sections": robustness_report.with_section(SECTIONS, robustness),
+        "robustness": robustness_report.context(robustness, summary),
+        "plotly_js": Markup(get_plotlyjs()),
+        "stylesheet": stylesheet(),
+        "variants": variants,
+        "colors": {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(variants)},
+        **header_context(summary, variants),
+        **summary_context(summary, variants),
+        **chart_context(summary, variants),
+        "shot": shot_table(summary, variants),
+        "disparity": disparity_tables(summary, variants),
+        "galleries": gallery_sections(galleries, variants) if as_dict(galleries) else [],
+        "training": training_rows(summary, variants),
+        "data": data_context(summary),
+        "provenance": provenance_context(summary, variants),
+    }
+
+
+def render_html(summary: dict, galleries: dict | None = None, robustness: dict | None = None) -> str:
+    """The report page as a string."""
+    return _environment().get_template("report.html").render(**build_context(summary, galleries or {}, robustness))
+
+
+def render_report(summary: dict, galleries: dict | None, path: str | Path, robustness: dict | None = None) -> None:
+    """Write the self-contained HTML report of ``summary`` (and Grad-CAM ``galleries``, may be {}; the
+    robustness section when ``robustness``, robustness.json's content, is given) to ``path``."""
+    write_text_atomic(Path(path), render_html(summary, galleries, robustness))
+
+
+def chart_ids(page: str) -> list[str]:
+    """The ids of the chart containers in a rendered page (for tests and checks)."""
+    return re.findall(r'<div class="chart" id="([^"]+)"', page)
+
+
+def without_plotly_js(page: str) -> str:
+    """The page with plotly's embedded bundle cut out (to check the rest makes no network reference)."""
+    return page.replace(get_plotlyjs(), "")
