@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
           f"in {summary.seconds:.0f} s")
     if not summary.passed:
         print("\nfairness thresholds FAILED:")
-        print(thresholds_text([r.to_json() for r in summary.thresholds], only_failed=True))
+        print(thresholds_text(summary.thresholds, only_failed=True))
         return 1
     print(f"all {len(summary.thresholds)} threshold checks passed")
-    if rob is not None and not rob["passed"]:
-        print(f"robustness thresholds FAILED: {sum(not r['passed'] for r in rob['thresholds'])} of "
-              f"{len(rob['thresholds'])} (listed above)")
+    if rob is not None and not rob.passed:
+        print(f"robustness thresholds FAILED: {sum(not r.passed for r in rob.thresholds)} of "
+              f"{len(rob.thresholds)} (listed above)")
         return 1
     return 0
 

@@ -12,6 +12,7 @@ from agefair.core.config import FairnessConfig, ThresholdRule, load_fairness_con
 from agefair.core.errors import AgefairError
 from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
 from agefair.cli.console import thresholds_text as table_text
+from agefair.fairness.result import Check
 from agefair.fairness.thresholds import judge
 
 
@@ -129,7 +130,7 @@ def test_judge_point_and_interval_bounds():
     rows = [r for r in judge(rules, audits) if r["variant"] == "good"]
     assert [r["passed"] for r in rows] == [False, True, False]
     assert rows[1]["judged_value"] == good_mae["ci"][0]
-    text = table_text(judge(rules, audits), only_failed=True)
+    text = table_text([Check.model_validate(r) for r in judge(rules, audits)], only_failed=True)
     assert "FAIL" in text and "pass" not in text
 
 

@@ -67,7 +67,7 @@ def synthetic_summary(variants: dict[str, tuple[float, float]] = VARIANTS, rules
         audits[v] = audit_variant(preds[v], SETTINGS)
         audits[v]["by_age"] = by_age(preds[v])
     checks = judge(rules, audits)
-    board = leaderboard(audits, checks)
+    board = leaderboard(audits, checks)  # typed rows (their NaNs read as None)
 
     def history(k):
         return [{"epoch": e, "train_loss": 9.0 / e, "train_mae": 12.0 / e + k, "val_loss": 8.0 / e,
@@ -75,7 +75,7 @@ def synthetic_summary(variants: dict[str, tuple[float, float]] = VARIANTS, rules
 
     return {
         "generated": "2026-01-02T03:04:05+00:00", "split": "test", "passed": all(r["passed"] for r in checks),
-        "verdict": verdict(board), "leaderboard": board, "thresholds": checks,
+        "verdict": verdict(board), "leaderboard": [r.to_json() for r in board], "thresholds": checks,
         "variants": {v: {"training": {"checkpoint": f"runs/{v}/model.pt", "checkpoint_sha256": "ab" * 32, "epoch": 3,
                                       "val_mae": 10.0 / 3 + k, "config": {"model": {"backbone": "resnet18"},
                                                                             "train": {"epochs": 3}},
@@ -373,7 +373,7 @@ def test_typed_interval_audit_round_trip():
     p = p.drop(columns=["age", "shot"]).assign(age_lo=lo, age_hi=lo + 9)
     audits = {"m": audit_variant(p, SETTINGS, {"gender": ["gender"], "ethnicity": ["ethnicity"]})}
     board = leaderboard(audits, [])
-    written = json.loads(json.dumps(nan_to_none({"leaderboard": board, "verdict": verdict(board),
+    written = json.loads(json.dumps(nan_to_none({"leaderboard": [r.to_json() for r in board], "verdict": verdict(board),
                                                  "variants": {"m": {"audit": audits["m"]}}})))
     typed = AuditSummary.model_validate(written)
     assert typed.to_json() == written
@@ -408,3 +408,29 @@ def test_report_leaves_out_a_malformed_robustness_json(tmp_path, capsys):
     assert load_result(rob) is None
     err = capsys.readouterr().err
     assert "robustness.json left out of the report" in err and err.count("\n") == 1
+
+
+def test_a_dict_and_the_typed_summary_render_the_same_page(summary):
+    """The report reads the typed result; a dict (summary.json, robustness.json) is parsed once at the entry."""
+    from agefair.fairness.result import AuditSummary, RobustnessResult
+
+    written = json.loads(json.dumps(nan_to_none(summary)))
+    rob = synthetic_robustness(summary=summary)
+    typed = AuditSummary.model_validate(written)
+    assert render_html(typed, fake_galleries(), RobustnessResult.model_validate(rob)) == \
+        render_html(written, fake_galleries(), rob)
+
+
+def test_a_malformed_summary_dict_is_a_one_line_error(summary):
+    from agefair.core.errors import AgefairError
+
+    bad = copy.deepcopy(summary)
+    bad["variants"]["baseline"]["audit"]["groupings"] = "none"
+    with pytest.raises(AgefairError) as e:
+        render_html(bad, {})
+    assert str(e.value).startswith("summary: not a valid AuditSummary: variants.baseline")
+    assert "\n" not in str(e.value)
+    with pytest.raises(AgefairError, match="a JSON object expected"):
+        render_html([], {})
+    with pytest.raises(AgefairError, match="robustness result"):
+        render_html(summary, {}, {"variants": {"m": {"conditions": "none"}}})

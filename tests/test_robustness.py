@@ -22,6 +22,7 @@ from train_helpers import make_train_folder, train_settings, write_override  # n
 from agefair.core.config import FairnessConfig, RobustnessRule, validate
 from agefair.core.errors import AgefairError, run_cli
 from agefair.reporting.report import SECTIONS, chart_ids, render_html
+from agefair.fairness.result import RobustnessResult
 from agefair.fairness.robustness import judge_rules, worst_gaps
 from agefair.reporting.robustness import with_section
 
@@ -221,7 +222,7 @@ def test_audit_with_robustness_puts_the_section_in_the_report(env, capsys):
 
 def test_report_section_only_with_a_result_and_flags_stale_checkpoints(first):
     assert with_section(SECTIONS, None) == SECTIONS
-    assert [s[0] for s in with_section(SECTIONS, first)].index("robustness") == \
+    assert [s[0] for s in with_section(SECTIONS, RobustnessResult.model_validate(first))].index("robustness") == \
         [s[0] for s in SECTIONS].index("disparity") + 1
     summary = {"variants": {v: {"training": {"checkpoint_sha256": r["checkpoint_sha256"]}}
                             for v, r in first["variants"].items()}}

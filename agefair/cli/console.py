@@ -9,7 +9,15 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from agefair.core.formatting import format_seconds  # noqa: F401  (re-exported for the commands)
-from agefair.fairness.result import ExactRow, IntervalRow, LeaderboardRow
+from agefair.fairness.result import (
+    Check,
+    ExactRow,
+    GapRow,
+    IntervalRow,
+    LeaderboardRow,
+    RobustnessCheck,
+    RobustnessResult,
+)
 
 
 def _ci(ci: list) -> str:
@@ -45,69 +53,79 @@ def print_leaderboard(board: list[ExactRow | IntervalRow] | list[dict]) -> None:
               f"{r.rules_passed}/{r.rules}")
 
 
-def thresholds_text(rows: list[dict], only_failed: bool = False) -> str:
-    """Plain-text table: variant, rule, group, value, 95% interval, threshold, verdict."""
-    shown = [r for r in rows if not (only_failed and r["passed"])]
+def _missing(x: float | None) -> bool:
+    return x is None or math.isnan(x)
+
+
+def thresholds_text(rows: list[Check], only_failed: bool = False) -> str:
+    """Plain-text table of summary.json's threshold checks: variant, rule, group, value, 95% interval,
+    threshold, verdict."""
+    shown = [r for r in rows if not (only_failed and r.passed)]
     head = f"{'variant':<12} {'rule':<34} {'group':<28} {'value':>8} {'interval':>17} {'threshold':>14}  verdict"
     lines = [head, "-" * len(head)]
     for r in shown:
-        ci = "" if any(x is None or math.isnan(x) for x in r["ci"]) else f"[{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
-        value = "n/a" if r["value"] is None or math.isnan(r["value"]) else f"{r['value']:.3f}"
-        judged = "" if r["judge"] == "point" else f" ({r['judge']})"
-        lines.append(f"{r['variant']:<12} {r['rule'][:34]:<34} {r['group'][:28]:<28} {value:>8} {ci:>17} "
-                     f"{r['op'] + ' ' + format(r['threshold'], 'g') + judged:>14}  {'pass' if r['passed'] else 'FAIL'}")
+        ci = "" if not r.ci or any(_missing(x) for x in r.ci) else f"[{r.ci[0]:.2f}, {r.ci[1]:.2f}]"
+        value = "n/a" if _missing(r.value) else f"{r.value:.3f}"
+        judged = "" if r.judge == "point" else f" ({r.judge})"
+        lines.append(f"{r.variant:<12} {r.rule[:34]:<34} {r.group[:28]:<28} {value:>8} {ci:>17} "
+                     f"{r.op + ' ' + format(r.threshold, 'g') + judged:>14}  {'pass' if r.passed else 'FAIL'}")
     return "\n".join(lines)
 
 
-def fmt_condition(r: dict) -> str:
-    return f"{r['corruption']} {r['severity']}"
+def fmt_condition(r: GapRow | RobustnessCheck) -> str:
+    return f"{r.corruption} {r.severity}"
 
 
-def robustness_table_text(result: dict) -> str:
+def _f(x: float | None) -> float:
+    return math.nan if x is None else x
+
+
+def robustness_table_text(result: RobustnessResult) -> str:
     """Per variant: clean MAE, then MAE per corruption (columns: severities)."""
-    sev = result["severities"]
+    sev = result.severities
     lines = []
-    for v, res in result["variants"].items():
-        lines.append(f"{v}: clean MAE {res['clean']['mae']:.2f}")
+    for v, res in result.variants.items():
+        lines.append(f"{v}: clean MAE {_f(res.clean.mae):.2f}")
         lines.append(f"  {'corruption':<16}" + "".join(f"{'sev ' + str(s):>8}" for s in sev))
-        by = {(c["corruption"], c["severity"]): c["mae"] for c in res["conditions"]}
-        for name in result["corruptions"]:
+        by = {(c.corruption, c.severity): _f(c.mae) for c in res.conditions}
+        for name in result.corruptions:
             lines.append(f"  {name:<16}" + "".join(f"{by.get((name, s), math.nan):>8.2f}" for s in sev))
     return "\n".join(lines)
 
 
-def gaps_text(rows: list[dict]) -> str:
-    head = f"{'variant':<12} {'corruption':<18} {'grouping':<10} {'worst group (MAE)':<24} {'best group (MAE)':<24} {'gap':>6} {'clean':>6} {'change':>7}"
+def gaps_text(rows: list[GapRow]) -> str:
+    head = (f"{'variant':<12} {'corruption':<18} {'grouping':<10} {'worst group (MAE)':<24} {'best group (MAE)':<24} "
+            f"{'gap':>6} {'clean':>6} {'change':>7}")
     lines = [head]
     for r in rows:
-        lines.append(f"{r['variant']:<12} {fmt_condition(r):<18} {r['grouping']:<10} "
-                     f"{str(r['worst_group']) + ' (' + format(r['worst'], '.2f') + ')':<24} "
-                     f"{str(r['best_group']) + ' (' + format(r['best'], '.2f') + ')':<24} "
-                     f"{r['gap']:>6.2f} {r['clean_gap']:>6.2f} {r['gap_increase']:>+7.2f}")
+        lines.append(f"{r.variant:<12} {fmt_condition(r):<18} {r.grouping:<10} "
+                     f"{str(r.worst_group) + ' (' + format(_f(r.worst), '.2f') + ')':<24} "
+                     f"{str(r.best_group) + ' (' + format(_f(r.best), '.2f') + ')':<24} "
+                     f"{_f(r.gap):>6.2f} {_f(r.clean_gap):>6.2f} {_f(r.gap_increase):>+7.2f}")
     return "\n".join(lines)
 
 
-def verdicts_text(rows: list[dict]) -> str:
+def verdicts_text(rows: list[RobustnessCheck]) -> str:
     lines = []
     for r in rows:
-        val = "n/a" if r["value"] is None else f"{r['value']:.2f}"
-        where = f"{r['corruption']} {r['severity']}" if r["corruption"] else "-"
-        lines.append(f"{r['variant']:<12} {r['rule'][:48]:<48} {where:<18} {str(r['group'])[:28]:<28} {val:>7} "
-                     f"<= {r['threshold']:g}  {'pass' if r['passed'] else 'FAIL'}")
+        val = "n/a" if r.value is None else f"{r.value:.2f}"
+        where = fmt_condition(r) if r.corruption else "-"
+        lines.append(f"{r.variant:<12} {r.rule[:48]:<48} {where:<18} {str(r.group)[:28]:<28} {val:>7} "
+                     f"<= {r.threshold:g}  {'pass' if r.passed else 'FAIL'}")
     return "\n".join(lines)
 
 
-def print_result(result: dict, json_path: Path, csv_path: Path) -> int:
+def print_result(result: RobustnessResult, json_path: Path, csv_path: Path) -> int:
     print(robustness_table_text(result))
     print("\nlargest increases of the worst-minus-best group MAE gap under a corruption:")
-    print(gaps_text(result["largest_gaps"][:5]))
-    t = result["timings"]
-    print(f"wrote {json_path}, {csv_path} in {t['seconds']:.0f} s ({result['n_images']} images, "
+    print(gaps_text(result.largest_gaps[:5]))
+    t = result.timings
+    print(f"wrote {json_path}, {csv_path} in {t['seconds']:.0f} s ({result.n_images} images, "
           f"{t['images_predicted']:,} predictions, {t['cached_conditions']} conditions from cache)")
-    if result["thresholds"]:
-        if not result["passed"]:
+    if result.thresholds:
+        if not result.passed:
             print("\nrobustness thresholds FAILED:")
-            print(verdicts_text([r for r in result["thresholds"] if not r["passed"]]))
+            print(verdicts_text([r for r in result.thresholds if not r.passed]))
             return 1
-        print(f"all {len(result['thresholds'])} robustness checks passed")
+        print(f"all {len(result.thresholds)} robustness checks passed")
     return 0

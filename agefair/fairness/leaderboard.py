@@ -1,6 +1,7 @@
 """Turning per-variant audits into the report's summary: leaderboard, verdict, error by age.
 
-Plain data in, plain data out (no torch), so the report and its tests need only this and metrics.
+The audits' dicts in, typed leaderboard rows (agefair.fairness.summary) out; no torch, so the report's
+tests need only this and metrics.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import math
 
 import pandas as pd
 
-from agefair.fairness.result import nan_to_none  # noqa: F401  (re-exported: it was defined here)
+from agefair.fairness.result import ExactRow, IntervalRow, nan_to_none  # noqa: F401  (nan_to_none: it was defined here)
 
 
 def by_age(pred: pd.DataFrame) -> list[dict]:
@@ -38,51 +39,52 @@ def _largest_gap(a: dict, metric: str) -> dict:
     return gap
 
 
-def _interval_row(v: str, a: dict, mine: list[dict]) -> dict:
+def _interval_row(v: str, a: dict, mine: list[dict]) -> IntervalRow:
     o = a["overall"]
     worst, gap = _worst(a, "dist"), _largest_gap(a, "dist")
-    return {
-        "variant": v, "labels": "interval", "n": o["n"]["value"],
-        "in_group": o["in_group"]["value"], "in_group_ci": o["in_group"]["ci"],
-        "dist": o["dist"]["value"], "dist_ci": o["dist"]["ci"], "signed": o["signed"]["value"],
-        "too_old": o["too_old"]["value"], "too_young": o["too_young"]["value"],
-        "worst_group": worst.get("group"), "worst_group_dist": worst.get("value"), "worst_group_ci": worst.get("ci"),
-        "gap_grouping": gap.get("grouping"), "gap": gap.get("value"), "gap_ci": gap.get("ci"),
-        "rules_passed": sum(r["passed"] for r in mine), "rules": len(mine),
-    }
+    return IntervalRow(
+        variant=v, labels="interval", n=o["n"]["value"],
+        in_group=o["in_group"]["value"], in_group_ci=o["in_group"]["ci"],
+        dist=o["dist"]["value"], dist_ci=o["dist"]["ci"], signed=o["signed"]["value"],
+        too_old=o["too_old"]["value"], too_young=o["too_young"]["value"],
+        worst_group=worst.get("group"), worst_group_dist=worst.get("value"), worst_group_ci=worst.get("ci"),
+        gap_grouping=gap.get("grouping"), gap=gap.get("value"), gap_ci=gap.get("ci"),
+        rules_passed=sum(r["passed"] for r in mine), rules=len(mine),
+    )
 
 
-def leaderboard(audits: dict[str, dict], verdicts: list[dict]) -> list[dict]:
-    rows = []
-    for v, a in audits.items():
-        mine = [r for r in verdicts if r["variant"] == v]
-        if a.get("labels") == "interval":
-            rows.append(_interval_row(v, a, mine))
-            continue
-        eth = a["groupings"].get("ethnicity", {}).get("disparity", {}).get("mae", {})
-        worst = _worst(a, "mae")
-        gap = _largest_gap(a, "mae")
-        rows.append({
-            "variant": v, "mae": a["overall"]["mae"]["value"], "mae_ci": a["overall"]["mae"]["ci"],
-            "cs5": a["overall"]["cs5"]["value"], "bias": a["overall"]["bias"]["value"],
-            "worst_group": worst.get("group"), "worst_group_mae": worst.get("value"), "worst_group_ci": worst.get("ci"),
-            "ethnicity_gap": eth.get("difference"), "ethnicity_gap_ci": eth.get("difference_ci"),
-            "age_bin_spread": a.get("age_bin_spread"),
-            "gap_grouping": gap.get("grouping"), "gap": gap.get("value"), "gap_ci": gap.get("ci"),
-            "rules_passed": sum(r["passed"] for r in mine), "rules": len(mine),
-        })
-    return rows
+def _exact_row(v: str, a: dict, mine: list[dict]) -> ExactRow:
+    o = a["overall"]
+    eth = a["groupings"].get("ethnicity", {}).get("disparity", {}).get("mae", {})
+    worst, gap = _worst(a, "mae"), _largest_gap(a, "mae")
+    return ExactRow(
+        variant=v, mae=o["mae"]["value"], mae_ci=o["mae"]["ci"], cs5=o["cs5"]["value"], bias=o["bias"]["value"],
+        worst_group=worst.get("group"), worst_group_mae=worst.get("value"), worst_group_ci=worst.get("ci"),
+        ethnicity_gap=eth.get("difference"), ethnicity_gap_ci=eth.get("difference_ci"),
+        age_bin_spread=a.get("age_bin_spread"),
+        gap_grouping=gap.get("grouping"), gap=gap.get("value"), gap_ci=gap.get("ci"),
+        rules_passed=sum(r["passed"] for r in mine), rules=len(mine),
+    )
 
 
-def verdict(board: list[dict]) -> dict:
+_ROWS = {"exact": _exact_row, "interval": _interval_row}  # by the audit's labels
+
+
+def leaderboard(audits: dict[str, dict], verdicts: list[dict]) -> list[ExactRow | IntervalRow]:
+    """One typed row per audited variant (``audits``: metrics.audit_variant's dicts), with its rules passed."""
+    return [_ROWS[a.get("labels", "exact")](v, a, [r for r in verdicts if r["variant"] == v])
+            for v, a in audits.items()]
+
+
+def verdict(board: list[ExactRow | IntervalRow]) -> dict:
     """Which variant is most accurate and which is fairest, by the leaderboard's point estimates."""
     def best(key, sign=1):
-        vals = [(sign * r[key], r["variant"]) for r in board if r.get(key) is not None and not math.isnan(r[key])]
+        vals = [(sign * x, r.variant) for r in board if (x := getattr(r, key)) is not None and not math.isnan(x)]
         return min(vals)[1] if vals else None
-    if board and all(r.get("labels") == "interval" for r in board):
+    if board and all(isinstance(r, IntervalRow) for r in board):
         return {"most_accurate": best("dist"), "most_in_group": best("in_group", -1),
                 "smallest_worst_group_dist": best("worst_group_dist"), "smallest_attribute_gap": best("gap")}
-    if board and all(r.get("ethnicity_gap") is None for r in board):  # a dataset without UTKFace's ethnicity
+    if board and all(r.ethnicity_gap is None for r in board):  # a dataset without UTKFace's ethnicity
         return {"most_accurate": best("mae"), "smallest_worst_group_mae": best("worst_group_mae"),
                 "smallest_attribute_gap": best("gap"), "smallest_age_bin_spread": best("age_bin_spread")}
     return {"most_accurate": best("mae"), "smallest_worst_group_mae": best("worst_group_mae"),

@@ -43,7 +43,14 @@ from agefair.data.prepare import PreparedData
 from agefair.data.split import split_rows, stratified_limit
 from agefair.fairness.corruptions import CORRUPTIONS, corrupt
 from agefair.fairness.metrics import AuditSettings, grouped_metrics
-from agefair.fairness.result import load_robustness, nan_to_none
+from agefair.fairness.result import (
+    Corruption,
+    GapRow,
+    RobustnessCheck,
+    RobustnessResult,
+    VariantRobustness,
+    load_robustness,
+)
 from agefair.models import runs
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
 from agefair.models.runtime import Runtime, make_runtime, predict_loader
@@ -69,6 +76,22 @@ def _cache_file(cache_dir: Path, digest: str, key: str, cond: tuple[str, int]) -
     return cache_dir / f"{digest[:16]}-{key}-{cond[0]}-v{version}-{cond[1]}.npy"
 
 
+def _load_models(variants: list[str], runs_dir: Path, prepared: PreparedData, rt: Runtime) -> tuple[dict, dict]:
+    """Each variant's best checkpoint on the device (model, config), and its fields in robustness.json."""
+    models, infos = {}, {}
+    for v in variants:
+        path = runs.best_checkpoint(runs_dir, v)
+        model, cfg, ckpt = model_from_checkpoint(path)
+        meta = ckpt.get("meta", {})
+        if meta.get("manifest_hash") not in (None, prepared.data_hash):
+            raise AgefairError(f"{path} was trained on other data (manifest {meta['manifest_hash'][:12]}, "
+                               f"audited data {prepared.data_hash[:12]})")
+        models[v] = (model.to(rt.device), cfg)
+        infos[v] = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "image_size": cfg.model.image_size,
+                    "backbone": cfg.model.backbone, "head": cfg.model.head, "val_mae": ckpt.get("val_mae")}
+    return models, infos
+
+
 def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedData, rows: np.ndarray,
                        conds: list[tuple[str, int]], seed: int, batch_size: int, rt: Runtime,
                        progress: bool = True) -> tuple[dict[str, dict[tuple[str, int], np.ndarray]], dict, dict]:
@@ -82,18 +105,7 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
     cache_dir = prepared.work_dir / "robustness"
     cache_dir.mkdir(parents=True, exist_ok=True)
 
-    models, infos = {}, {}
-    for v in variants:
-        path = runs.best_checkpoint(runs_dir, v)
-        model, cfg, ckpt = model_from_checkpoint(path)
-        meta = ckpt.get("meta", {})
-        if meta.get("manifest_hash") not in (None, prepared.data_hash):
-            raise AgefairError(f"{path} was trained on other data (manifest {meta['manifest_hash'][:12]}, "
-                               f"audited data {prepared.data_hash[:12]})")
-        models[v] = (model.to(rt.device), cfg)
-        infos[v] = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "image_size": cfg.model.image_size,
-                    "backbone": cfg.model.backbone, "head": cfg.model.head, "val_mae": ckpt.get("val_mae")}
-
+    models, infos = _load_models(variants, runs_dir, prepared, rt)
     out: dict[str, dict[tuple[str, int], np.ndarray]] = {v: {} for v in variants}
     timings = {"corrupt_s": 0.0, "predict_s": 0.0, "images_predicted": 0, "cached_conditions": 0}
     sizes = sorted({infos[v]["image_size"] for v in variants})
@@ -234,7 +246,7 @@ def worst_gaps(variants: dict[str, dict], k: int = 3, key: str = "gap_increase")
 def run_robustness(prepared: PreparedData, data_cfg: DataConfig, fair: FairnessConfig, runs_dir: Path,
                    variants: list[str], split: str = "test", device: str = "auto", progress: bool = True,
                    limit: int | None = None, severities: list[int] | None = None,
-                   corruptions: list[str] | None = None, thresholds_file: str = "") -> dict:
+                   corruptions: list[str] | None = None, thresholds_file: str = "") -> RobustnessResult:
     """Everything robustness.json holds (see the module docstring)."""
     if prepared.kind != "utkface":
         raise AgefairError(f"{prepared.source or prepared.data_dir}: the robustness audit needs a UTKFace-style folder "
@@ -262,63 +274,68 @@ def run_robustness(prepared: PreparedData, data_cfg: DataConfig, fair: FairnessC
     results = {v: infos[v] | r for v, r in evaluate(base, preds, conds, settings, groupings).items()}
     timings["metrics_s"] = time.perf_counter() - t0
     verdicts = judge_rules(rc.rules, results)
+    return RobustnessResult(
+        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        split=split, n_images=int(len(rows)), limit=limit, severities=severities, groupings=groupings,
+        corruptions={c: Corruption(title=CORRUPTIONS[c].title, unit=CORRUPTIONS[c].unit,
+                                   params=list(CORRUPTIONS[c].params), version=CORRUPTIONS[c].version)
+                     for c in corruptions},
+        variants={v: VariantRobustness.model_validate(r) for v, r in results.items()},
+        largest_gaps=[GapRow.model_validate(r) for r in worst_gaps(results, k=10)],
+        thresholds=[RobustnessCheck.model_validate(r) for r in verdicts],
+        passed=all(r["passed"] for r in verdicts),
+        timings=timings | {"seconds": time.perf_counter() - started},
+        provenance=_provenance(prepared, split, limit, rows, rc, fair, rt, thresholds_file),
+    )
+
+
+def _provenance(prepared: PreparedData, split: str, limit: int | None, rows: np.ndarray, rc, fair: FairnessConfig,
+                rt: Runtime, thresholds_file: str) -> dict:
     from agefair.core.provenance import git_commit, git_dirty, versions
 
-    out = {
-        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "split": split, "n_images": int(len(rows)), "limit": limit,
-        "severities": severities, "groupings": groupings,
-        "corruptions": {c: {"title": CORRUPTIONS[c].title, "unit": CORRUPTIONS[c].unit,
-                            "params": list(CORRUPTIONS[c].params), "version": CORRUPTIONS[c].version}
-                        for c in corruptions},
-        "variants": results,
-        "largest_gaps": worst_gaps(results, k=10),
-        "thresholds": verdicts, "passed": all(r["passed"] for r in verdicts),
-        "timings": timings | {"seconds": time.perf_counter() - started},
-        "provenance": {
-            "data_dir": str(prepared.data_dir), "manifest_hash": prepared.data_hash,
-            "split_seed": prepared.split_meta["seed"], "split": split, "limit": limit,
-            "rows_sha1": hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
-            "corruption_seed": rc.seed, "thresholds_file": thresholds_file,
-            "settings": rc.model_dump(mode="json") | {"min_group_size": fair.min_group_size,
-                                                      "ci_level": fair.ci_level, "bootstrap_seed": fair.seed},
-            "device": str(rt.device), "precision": rt.measure_precision_name, "torch_threads": torch.get_num_threads(),
-            "git_commit": git_commit(), "git_dirty": git_dirty(), "versions": versions(),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        },
+    return {
+        "data_dir": str(prepared.data_dir), "manifest_hash": prepared.data_hash,
+        "split_seed": prepared.split_meta["seed"], "split": split, "limit": limit,
+        "rows_sha1": hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
+        "corruption_seed": rc.seed, "thresholds_file": thresholds_file,
+        "settings": rc.model_dump(mode="json") | {"min_group_size": fair.min_group_size,
+                                                  "ci_level": fair.ci_level, "bootstrap_seed": fair.seed},
+        "device": str(rt.device), "precision": rt.measure_precision_name, "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(), "git_dirty": git_dirty(), "versions": versions(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    return nan_to_none(out)
 
 
-def csv_frame(result: dict) -> pd.DataFrame:
+def csv_frame(result: RobustnessResult) -> pd.DataFrame:
     """Long table: one row per variant x condition x grouping x group (grouping 'overall' = all images):
     MAE, mean signed error (bias: + = too old), the clean MAE and the increase."""
     recs = []
-    for v, res in result["variants"].items():
-        clean = res["clean"]
-        for c in [{"corruption": "clean", "severity": 0, "param": None, **clean}, *res["conditions"]]:
-            base = {"variant": v, "corruption": c["corruption"], "severity": c["severity"], "param": c["param"]}
-            recs.append(base | {"grouping": "overall", "group": "all", "n": result["n_images"], "mae": c["mae"],
-                                "bias": c.get("bias"), "clean_mae": clean["mae"]})
-            for g, gs in c["groupings"].items():
-                for name, x in gs["groups"].items():
-                    recs.append(base | {"grouping": g, "group": name, "n": x["n"], "mae": x["mae"], "bias": x.get("bias"),
-                                        "clean_mae": clean["groupings"][g]["groups"].get(name, {}).get("mae"),
-                                        "small_group": x["small"]})
+    for v, res in result.variants.items():
+        clean = res.clean
+        for c in [clean.model_copy(update={"corruption": "clean", "severity": 0, "param": None}), *res.conditions]:
+            base = {"variant": v, "corruption": c.corruption, "severity": c.severity, "param": c.param}
+            recs.append(base | {"grouping": "overall", "group": "all", "n": result.n_images, "mae": c.mae,
+                                "bias": c.bias, "clean_mae": clean.mae})
+            for g, gs in c.groupings.items():
+                clean_groups = clean.groupings[g].groups
+                for name, x in gs.groups.items():
+                    recs.append(base | {"grouping": g, "group": name, "n": x.n, "mae": x.mae, "bias": x.bias,
+                                        "clean_mae": clean_groups[name].mae if name in clean_groups else None,
+                                        "small_group": x.small})
     df = pd.DataFrame.from_records(recs)
     df["mae_increase"] = df["mae"] - df["clean_mae"]
     return df
 
 
-def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
+def write_outputs(result: RobustnessResult, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / JSON_NAME, result)
+    write_json_atomic(out / JSON_NAME, result.to_json())
     with atomic_path(out / CSV_NAME) as tmp:
         csv_frame(result).to_csv(tmp, index=False, float_format="%.4f")
     return out / JSON_NAME, out / CSV_NAME
 
 
-def load_result(path: Path) -> dict | None:
+def load_result(path: Path) -> RobustnessResult | None:
     """robustness.json for the report, or None when there is none; a broken one (unreadable, or not a
     ``RobustnessResult``) is named on stderr in one line and left out of the report."""
     if not path.exists():
@@ -331,4 +348,4 @@ def load_result(path: Path) -> dict | None:
     if not result.variants:
         print(f"agefair: note: {path} left out of the report: not a robustness result", file=sys.stderr)
         return None
-    return result.to_json()
+    return result

@@ -14,9 +14,10 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.subplots import make_subplots
 
+from agefair.fairness.result import AuditSummary
 from agefair.fairness.specs import METRIC_TITLES
-from agefair.reporting.format import as_dict, as_list, fmt_ci, fmt_int, grouping_title, natural_key, num, plot_text
-from agefair.reporting.view import audit_of, groups_by_name, label_kind, metric_of, ordered_groups
+from agefair.reporting.format import fmt_ci, fmt_int, grouping_title, natural_key, num, plot_text
+from agefair.reporting.view import groups_by_name, metric_of, ordered_groups
 
 # The metrics of the bar charts (toggled), for exact ages and for age-group labels: (metric, axis title).
 CHART_METRICS = {"exact": [("mae", "MAE (years)"), ("bias", "signed error (years; + = too old)")],
@@ -71,7 +72,7 @@ def toggle_menu(n_traces_per_state: int, states: list[tuple[str, dict]], beside:
                  font=dict(size=11), bgcolor="#f4f4f4", bordercolor="#bbb", **place)]
 
 
-def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_id: str,
+def grouped_bar_chart(summary: AuditSummary, variants: list[str], grouping: str, chart_id: str,
                       height: int = 360) -> Markup | None:
     """Grouped bars of per-group MAE (toggle: signed error), 95% intervals, small groups hatched and †.
 
@@ -81,18 +82,18 @@ def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_i
         return None
     labels = [plot_text(n) + (" †" if n in small else "") for n in names]
     fig = new_figure()
-    metrics = CHART_METRICS[label_kind(summary)]
+    metrics = CHART_METRICS[summary.labels]
     for metric, _ in metrics:
         for i, v in enumerate(variants):
             groups = groups_by_name(summary, v, grouping)
             ys, plus, minus, custom = [], [], [], []
             for n in names:
-                y, lo, hi = metric_of(groups.get(n, {}), metric)
+                g = groups.get(n)
+                y, lo, hi = metric_of(g, metric)
                 ys.append(y)
                 plus.append(hi - y if None not in (y, hi) else None)
                 minus.append(y - lo if None not in (y, lo) else None)
-                count = groups.get(n, {}).get("n")
-                custom.append([fmt_int(count), fmt_ci([lo, hi]), " (small group)" if n in small else ""])
+                custom.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]), " (small group)" if n in small else ""])
             fig.add_trace(go.Bar(
                 x=labels, y=ys, name=plot_text(v), legendgroup=plot_text(v), visible=metric == metrics[0][0],
                 marker=dict(color=PALETTE[i % len(PALETTE)],
@@ -113,7 +114,44 @@ def grouped_bar_chart(summary: dict, variants: list[str], grouping: str, chart_i
     return chart_markup(fig, chart_id)
 
 
-def heatmap_chart(summary: dict, variants: list[str], grouping: str, chart_id: str) -> Markup | None:
+# The heat maps' two metrics per kind of labels: (metric, colour bar title, button), error first, then signed.
+HEAT_METRICS = {"exact": [("mae", "MAE", "MAE"), ("bias", "bias", "Signed error")],
+                "interval": [("dist", "distance", "Distance"), ("signed", "signed", "Signed")]}
+
+
+def _heat_scales(summary: AuditSummary, variants: list[str], grouping: str) -> dict[str, dict]:
+    """The colour scale of each heat map metric, shared by the variants: error 0..max, signed symmetric."""
+    (err_m, err_title, _), (signed_m, signed_title, _) = HEAT_METRICS[summary.labels]
+    values: dict[str, list[float]] = {err_m: [], signed_m: []}
+    for v in variants:
+        groups = groups_by_name(summary, v, grouping)
+        for m in values:
+            values[m] += [x for x in (metric_of(g, m)[0] for g in groups.values()) if x is not None]
+    err_max = max(values[err_m], default=1.0) or 1.0
+    signed_abs = max((abs(x) for x in values[signed_m]), default=1.0) or 1.0
+    return {err_m: dict(colorscale="YlOrRd", zmin=0, zmax=err_max, title=err_title),
+            signed_m: dict(colorscale="RdBu_r", zmin=-signed_abs, zmax=signed_abs, title=signed_title)}
+
+
+def _heat_cells(groups: dict, small: set[str], metric: str, cols: list[str], rows: list[str]) -> tuple:
+    """(values, cell texts, hover data) of one variant's heat map: rows x columns of groups 'col / row'."""
+    z, text, custom = [], [], []
+    for r in rows:
+        zr, tr, cr = [], [], []
+        for c in cols:
+            key = f"{c} / {r}"
+            g = groups.get(key)
+            y, lo, hi = metric_of(g, metric)
+            zr.append(y)
+            tr.append("" if y is None else f"{y:.1f}" + ("†" if key in small else ""))
+            cr.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]), " (small group)" if key in small else ""])
+        z.append(zr)
+        text.append(tr)
+        custom.append(cr)
+    return z, text, custom
+
+
+def heatmap_chart(summary: AuditSummary, variants: list[str], grouping: str, chart_id: str) -> Markup | None:
     """One heat map per variant (columns: first grouping column, rows: second); toggle MAE / signed error."""
     names, small = ordered_groups(summary, variants, grouping)
     split = [n.split(" / ") for n in names]
@@ -125,60 +163,38 @@ def heatmap_chart(summary: dict, variants: list[str], grouping: str, chart_id: s
     nrows = math.ceil(len(variants) / ncols)
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[plot_text(v) for v in variants],
                         horizontal_spacing=0.08, vertical_spacing=0.16 if nrows > 1 else 0.1, figure=new_figure())
-    err_m, signed_m = ("dist", "signed") if label_kind(summary) == "interval" else ("mae", "bias")
-    values = {m: [] for m in (err_m, signed_m)}
-    for v in variants:
-        groups = groups_by_name(summary, v, grouping)
-        for m in values:
-            values[m] += [x for x in (metric_of(g, m)[0] for g in groups.values()) if x is not None]
-    mae_max = max(values[err_m], default=1.0) or 1.0
-    bias_abs = max((abs(x) for x in values[signed_m]), default=1.0) or 1.0
-    scales = {err_m: dict(colorscale="YlOrRd", zmin=0, zmax=mae_max, title="MAE" if err_m == "mae" else "distance"),
-              signed_m: dict(colorscale="RdBu_r", zmin=-bias_abs, zmax=bias_abs,
-                             title="bias" if signed_m == "bias" else "signed")}
-    for metric in (err_m, signed_m):
+    metrics = HEAT_METRICS[summary.labels]
+    scales = _heat_scales(summary, variants, grouping)
+    for metric, _, _ in metrics:
+        sc = scales[metric]
         for i, v in enumerate(variants):
-            groups = groups_by_name(summary, v, grouping)
-            z, text, custom = [], [], []
-            for r in rows:
-                zr, tr, cr = [], [], []
-                for c in cols:
-                    key = f"{c} / {r}"
-                    g = groups.get(key)
-                    y, lo, hi = metric_of(g or {}, metric)
-                    zr.append(y)
-                    tr.append("" if y is None else f"{y:.1f}" + ("†" if key in small else ""))
-                    cr.append([fmt_int((g or {}).get("n")), fmt_ci([lo, hi]), " (small group)" if key in small else ""])
-                z.append(zr)
-                text.append(tr)
-                custom.append(cr)
-            sc = scales[metric]
+            z, text, custom = _heat_cells(groups_by_name(summary, v, grouping), small, metric, cols, rows)
             fig.add_trace(go.Heatmap(
                 z=z, x=[plot_text(c) for c in cols], y=[plot_text(r) for r in rows], text=text, texttemplate="%{text}",
                 textfont=dict(size=10), customdata=custom, colorscale=sc["colorscale"], zmin=sc["zmin"],
-                zmax=sc["zmax"], showscale=i == 0, xgap=1, ygap=1, visible=metric == err_m, name=plot_text(v),
+                zmax=sc["zmax"], showscale=i == 0, xgap=1, ygap=1, visible=metric == metrics[0][0], name=plot_text(v),
                 colorbar=dict(title=dict(text=sc["title"]), thickness=12, len=0.8),
                 hovertemplate=(f"<b>{plot_text(v)}</b><br>%{{x}} / %{{y}}<br>{METRIC_TITLES[metric]} %{{z:.2f}} "
                                "%{customdata[1]}<br>n = %{customdata[0]}%{customdata[2]}<extra></extra>"),
             ), row=i // ncols + 1, col=i % ncols + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=0, tickfont=dict(size=10))
-    menu = toggle_menu(len(variants), [("MAE" if err_m == "mae" else "Distance", {}),
-                                        ("Signed error" if err_m == "mae" else "Signed", {})], beside=False,
-                        y=1 + 44 / (230 * nrows))
+    menu = toggle_menu(len(variants), [(button, {}) for _, _, button in metrics], beside=False,
+                       y=1 + 44 / (230 * nrows))
     apply_layout(fig, 160 + 230 * nrows, updatemenus=menu, margin=dict(l=70, r=20, t=90, b=40))
     return chart_markup(fig, chart_id)
 
 
-def by_age_chart(summary: dict, variants: list[str], key: str, title: str, chart_id: str) -> Markup | None:
+def by_age_chart(summary: AuditSummary, variants: list[str], key: str, title: str, chart_id: str) -> Markup | None:
+    """Error (``key``: 'mae' or 'bias') by true age, a line per variant (none for age-group labels)."""
     fig = new_figure()
     for i, v in enumerate(variants):
-        pts = [p for p in as_list(audit_of(summary, v).get("by_age")) if isinstance(p, dict) and num(p.get("age")) is not None]
+        pts = [p for p in summary.audit(v).by_age if num(p.age) is not None]
         if not pts:
             continue
         fig.add_trace(go.Scatter(
-            x=[num(p["age"]) for p in pts], y=[num(p.get(key)) for p in pts], mode="lines", name=plot_text(v),
-            line=dict(color=PALETTE[i % len(PALETTE)], width=1.6), customdata=[fmt_int(p.get("n")) for p in pts],
+            x=[num(p.age) for p in pts], y=[num(getattr(p, key)) for p in pts], mode="lines", name=plot_text(v),
+            line=dict(color=PALETTE[i % len(PALETTE)], width=1.6), customdata=[fmt_int(p.n) for p in pts],
             hovertemplate=f"<b>{plot_text(v)}</b><br>age %{{x}}: {title} %{{y:.2f}}<br>n = %{{customdata}}<extra></extra>"))
     if not fig.data:
         return None
@@ -188,11 +204,11 @@ def by_age_chart(summary: dict, variants: list[str], key: str, title: str, chart
     return chart_markup(fig, chart_id)
 
 
-def training_chart(summary: dict, variants: list[str], chart_id: str) -> Markup | None:
+def training_chart(summary: AuditSummary, variants: list[str], chart_id: str) -> Markup | None:
     fig = new_figure()
     for i, v in enumerate(variants):
-        hist = [h for h in as_list(as_dict(as_dict(as_dict(summary.get("variants")).get(v)).get("training")).get("history"))
-                if isinstance(h, dict)]
+        training = summary.entry(v).training
+        hist = training.history if training else []
         if not hist:
             continue
         color = PALETTE[i % len(PALETTE)]

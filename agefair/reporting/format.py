@@ -89,14 +89,6 @@ def as_yaml(obj: Any) -> str:
         return json.dumps(obj, indent=2, default=str)
 
 
-def as_dict(x: Any) -> dict:
-    return x if isinstance(x, dict) else {}
-
-
-def as_list(x: Any) -> list:
-    return x if isinstance(x, list) else []
-
-
 def plot_text(text: Any) -> str:
     """Text for plotly labels: plotly reads a small HTML subset, so escape it (entities display as-is)."""
     return html.escape(str(text), quote=False)
@@ -116,8 +108,6 @@ def natural_key(label: str) -> tuple:
         m = re.match(r"\s*(\d+(?:\.\d+)?)", part)
         key.append((1, float(m.group(1)), part) if m else (2, 0.0, part))
     return tuple(key)
-
-
 
 
 def grouping_title(grouping: str) -> str:

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from agefair.core.io import write_text_atomic
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.result import AuditSummary, ExactRow, RobustnessResult, parse
 from agefair.reporting import robustness as robustness_report
 from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
 from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
 from agefair.reporting.format import (
-    as_dict,
-    as_list,
     fmt,
     fmt_ci,
     fmt_int,
@@ -49,7 +46,7 @@ from agefair.reporting.sections import (
     threshold_rows,
     verdict_parts,
 )
-from agefair.reporting.view import audit_of, chart_groupings, ci_label, label_kind, min_group_size, variant_names
+from agefair.reporting.view import chart_groupings, ci_label, min_group_size, variant_names
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -80,7 +77,7 @@ def stylesheet() -> Markup:
     return Markup((TEMPLATE_DIR / "style.css").read_text(encoding="utf-8"))
 
 
-def chart_context(summary: dict, variants: list[str]) -> dict:
+def chart_context(summary: AuditSummary, variants: list[str]) -> dict:
     """The charts of the groups, by-age, shot and training sections."""
     group_charts = []
     for grouping, heat, half in chart_groupings(summary, variants):
@@ -99,47 +96,47 @@ def chart_context(summary: dict, variants: list[str]) -> dict:
     }
 
 
-def header_context(summary: dict, variants: list[str]) -> dict:
+def header_context(summary: AuditSummary, variants: list[str]) -> dict:
     """The page head's line: data, split, images, when and how long."""
-    first = audit_of(summary, variants[0]) if variants else {}
-    n_test = num(as_dict(as_dict(first.get("overall")).get("n")).get("value"))
-    provenance = as_dict(summary.get("provenance"))
-    quality = as_dict(as_dict(summary.get("data")).get("quality"))
+    n_test = num(summary.audit(variants[0]).overall.metric("n").value) if variants else None
+    provenance = summary.provenance
     return {
-        "generated": fmt_text(summary.get("generated")),
-        "split": fmt_text(summary.get("split")),
+        "generated": fmt_text(summary.generated),
+        "split": fmt_text(summary.split),
         "n_test": fmt_int(n_test) if n_test is not None else None,
-        "data_dir": fmt_text(provenance.get("data_dir", quality.get("data_dir"))),
-        "manifest_short": fmt_text(provenance.get("manifest_hash"))[:12],
-        "seconds": fmt_seconds(summary["seconds"]) if num(summary.get("seconds")) is not None else None,
+        "data_dir": fmt_text(provenance.data_dir or summary.data.quality.get("data_dir")),
+        "manifest_short": fmt_text(provenance.manifest_hash)[:12],
+        "seconds": fmt_seconds(summary.seconds) if num(summary.seconds) is not None else None,
         "ci_label": ci_label(summary),
         "min_group_size": min_group_size(summary),
     }
 
 
-def summary_context(summary: dict, variants: list[str]) -> dict:
+def summary_context(summary: AuditSummary, variants: list[str]) -> dict:
     """The summary and threshold sections: verdict, leaderboard, models, checks."""
-    checks = [r for r in as_list(summary.get("thresholds")) if isinstance(r, dict)]
-    n_failed = sum(not r.get("passed") for r in checks)
-    board = [r for r in as_list(summary.get("leaderboard")) if isinstance(r, dict)]
+    n_failed = sum(not r.passed for r in summary.thresholds)
+    exact_board = [r for r in summary.leaderboard if isinstance(r, ExactRow)]
     return {
         "verdict": verdict_parts(summary),
-        "n_checks": len(checks), "n_failed": n_failed,
-        "passed": bool(summary.get("passed", n_failed == 0)) and n_failed == 0,
+        "n_checks": len(summary.thresholds), "n_failed": n_failed,
+        "passed": summary.passed is not False and n_failed == 0,
         "leaderboard": leaderboard_rows(summary),
-        "labels": label_kind(summary),
-        "gap_title": "ethnicity MAE gap" if gap_key(board) == "ethnicity_gap" else "largest attribute MAE gap",
+        "labels": summary.labels,
+        "gap_title": "ethnicity MAE gap" if gap_key(exact_board) == "ethnicity_gap" else "largest attribute MAE gap",
         "dataset": dataset_context(summary),
         "models": model_rows(summary, variants),
-        "not_applicable": [r for r in as_list(summary.get("thresholds_not_applicable")) if isinstance(r, dict)],
-        "gallery_note": fmt_text(summary.get("gallery_note")) if summary.get("gallery_note") else None,
+        "not_applicable": summary.thresholds_not_applicable,
+        "gallery_note": fmt_text(summary.gallery_note) if summary.gallery_note else None,
         "thresholds": threshold_rows(summary),
     }
 
 
-def build_context(summary: dict, galleries: Any, robustness: Any = None) -> dict:
-    """Everything the templates show, from the summary (missing parts tolerated) and robustness.json's data."""
-    summary = summary.to_json() if isinstance(summary, AuditSummary) else as_dict(summary)
+def build_context(summary: AuditSummary | dict, galleries: dict | None,
+                  robustness: RobustnessResult | dict | None = None) -> dict:
+    """Everything the templates show, from the summary (missing parts read as empty) and robustness.json's
+    result; a dict (summary.json's content) is read as the typed result first (AgefairError: malformed)."""
+    summary = parse(AuditSummary, summary, "summary")
+    robustness = parse(RobustnessResult, robustness, "robustness result") if robustness is not None else None
     variants = variant_names(summary)
     return {
         "sections": robustness_report.with_section(SECTIONS, robustness),
@@ -153,21 +150,23 @@ def build_context(summary: dict, galleries: Any, robustness: Any = None) -> dict
         **chart_context(summary, variants),
         "shot": shot_table(summary, variants),
         "disparity": disparity_tables(summary, variants),
-        "galleries": gallery_sections(galleries, variants) if as_dict(galleries) else [],
+        "galleries": gallery_sections(galleries, variants) if galleries else [],
         "training": training_rows(summary, variants),
         "data": data_context(summary),
         "provenance": provenance_context(summary, variants),
     }
 
 
-def render_html(summary: dict, galleries: dict | None = None, robustness: dict | None = None) -> str:
+def render_html(summary: AuditSummary | dict, galleries: dict | None = None,
+                robustness: RobustnessResult | dict | None = None) -> str:
     """The report page as a string."""
     return _environment().get_template("report.html").render(**build_context(summary, galleries or {}, robustness))
 
 
-def render_report(summary: dict, galleries: dict | None, path: str | Path, robustness: dict | None = None) -> None:
+def render_report(summary: AuditSummary | dict, galleries: dict | None, path: str | Path,
+                  robustness: RobustnessResult | dict | None = None) -> None:
     """Write the self-contained HTML report of ``summary`` (and Grad-CAM ``galleries``, may be {}; the
-    robustness section when ``robustness``, robustness.json's content, is given) to ``path``."""
+    robustness section when ``robustness``, robustness.json's result, is given) to ``path``."""
     write_text_atomic(Path(path), render_html(summary, galleries, robustness))
 
 
