@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
 
     add_data_args(p)
     args = p.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        p.error("--limit must be at least 1")
     fair = load_fairness_config(args.thresholds)
     runs_dir = Path(args.runs)
     variants = select_variants(runs_dir, args.variant)
