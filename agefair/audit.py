@@ -11,15 +11,14 @@ when every threshold holds, 1 when any fails (the failing rows are printed), 2 o
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from agefair.cli.args import add_data_args, prepare_from_args
+from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.console import print_leaderboard, print_result, thresholds_text
 from agefair.core.config import CONFIG_DIR, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
-from agefair.core.io import atomic_path, write_json_atomic
+from agefair.core.io import write_csv_atomic, write_json_atomic
 from agefair.fairness import robustness
 from agefair.fairness.audit import run_audit
 from agefair.models.runs import select_variants
@@ -41,7 +40,7 @@ def external_args(files: list[str], names: list[str]) -> list[tuple[Path, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agefair.audit", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m agefair.audit", description=__doc__.split("\n")[0])
     p.add_argument("--runs", metavar="RUNS_DIR", help="trained runs (default: runs/, or none when --predictions is given)")
     p.add_argument("--predictions", action="append", metavar="FILE.csv",
                    help="predictions of any model: a CSV with an image path or id column and a predicted-age column "
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary.seconds = time.perf_counter() - started
     write_json_atomic(out / "summary.json", summary.to_json())
-    with atomic_path(out / "predictions.csv") as tmp:
-        preds.drop(columns=["row"]).to_csv(tmp, index=False)
+    write_csv_atomic(out / "predictions.csv", preds.drop(columns=["row"]))  # no formula from a file name
     from agefair.reporting.report import render_report
 
     rob = None

@@ -6,16 +6,15 @@ split.json and, where a Chromium is installed for kaleido, age_histogram.png and
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from agefair.cli.args import add_data_args, prepare_from_args
+from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.core.errors import run_cli
 from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT, write_eda
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agefair.eda", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m agefair.eda", description=__doc__.split("\n")[0])
     add_data_args(parser)
     parser.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     parser.add_argument("--no-png", action="store_true", help="skip the static PNG charts")

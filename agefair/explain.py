@@ -11,6 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
+from agefair.cli.args import ArgumentParser
 from agefair.core.errors import AgefairError, run_cli
 from agefair.core.io import atomic_path
 from agefair.data.image_cache import load_face
@@ -32,7 +33,7 @@ def true_age_from(image: Path, given: float | None) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agefair.explain", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = ArgumentParser(prog="python -m agefair.explain", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("image", metavar="IMAGE", help="a face image (any format Pillow reads)")
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by agefair.train (model.pt)")
     p.add_argument("--out", metavar="PNG", help="output tile (default: <image name>.gradcam.png in the current folder)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agefair.cli.args import ArgumentParser
 from agefair.core.errors import AgefairError, run_cli
 from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, export_checked
 from agefair.models.checkpoint import model_from_checkpoint
@@ -27,7 +28,7 @@ from agefair.models.runs import model_or_best_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agefair.export",
+    p = ArgumentParser(prog="python -m agefair.export",
                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the run in --runs with the lowest validation MAE)")
     p.add_argument("--runs", default="runs", metavar="DIR", help="where to look for runs/*/model.pt (default: runs)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agefair.cli.args import ArgumentParser
 from agefair.core.errors import AgefairError, run_cli
 from agefair.data.faces import DETECTORS
 from agefair.inference.estimator import load_estimator
@@ -30,7 +31,7 @@ from agefair.models.runs import model_or_best_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agefair.predict",
+    p = ArgumentParser(prog="python -m agefair.predict",
                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("paths", nargs="+", metavar="PATH", help="images, or folders searched recursively for images")
     p.add_argument("--model", metavar="CKPT", help="checkpoint (.pt) or ONNX model from agefair.export (.onnx, run with onnxruntime) "

@@ -16,9 +16,9 @@ one fails, 2 on bad input.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from agefair.cli.args import ArgumentParser, positive_int
 from agefair.cli.console import print_result
 from agefair.core.config import (
     CONFIG_DIR,
@@ -34,7 +34,7 @@ from agefair.models.runs import select_variants
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agefair.robustness", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m agefair.robustness", description=__doc__.split("\n")[0])
     p.add_argument("--runs", default="runs", metavar="RUNS_DIR", help="trained runs (default: runs/)")
     p.add_argument("--out", default="reports", metavar="REPORT_DIR", help="output folder (default: reports/)")
     p.add_argument("--thresholds", metavar="FILE", help=f"fairness config (default: {CONFIG_DIR / 'fairness.yaml'})")
@@ -43,15 +43,14 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"corruptions (default: the fairness file's; all: {', '.join(CORRUPTIONS)})")
     p.add_argument("--severities", nargs="+", type=int, choices=SEVERITIES, metavar="S",
                    help="severities 1-5 (default: the fairness file's, 1 2 3 4 5)")
-    p.add_argument("--limit", type=int, metavar="N", help="a stratified, seeded subset of N images of the split")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="a stratified, seeded subset of N images of the split")
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     from agefair.cli.args import add_data_args, prepare_from_args
 
     add_data_args(p)
     args = p.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        p.error("--limit must be at least 1")
     fair = load_fairness_config(args.thresholds)
     runs_dir = Path(args.runs)
     variants = select_variants(runs_dir, args.variant)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from agefair.cli.args import add_data_args, data_request_from_args
+from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.core.formatting import format_seconds
@@ -22,19 +22,22 @@ from agefair.training.variants import VARIANTS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m agefair.train", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m agefair.train", description=__doc__.split("\n")[0])
     parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"], help="training variant")
     parser.add_argument("--preset", default="reference", choices=PRESETS, help="training preset (default: reference)")
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding keys of the preset")
     parser.add_argument("--out", default="runs", metavar="RUNS_DIR", help="runs folder (default: runs/)")
-    parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    parser.add_argument("--limit", type=int, metavar="N", help="train on a stratified subset of N training images")
+    parser.add_argument("--epochs", type=positive_int, help="override the preset's epoch count")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
+                        help="train on a stratified subset of N training images")
     parser.add_argument("--seed", type=int, help="training seed (default: the preset's)")
     parser.add_argument("--head", choices=["regression", "expectation"], help="override the model head")
     parser.add_argument("--pretrained", choices=["none", "imagenet"], help="ImageNet-pretrained backbone (needs internet)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--resume", action="store_true", help="continue from RUNS_DIR/<variant>/last.pt")
-    parser.add_argument("--overwrite", action="store_true", help="start over even if the run folder holds a run")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from RUNS_DIR/<variant>/last.pt")
+    again.add_argument("--overwrite", action="store_true", help="start over even if the run folder holds a run "
+                       "(not with --resume)")
     add_data_args(parser)
     return parser
 
@@ -56,8 +59,6 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        parser.error("--limit must be at least 1")
     cfg = train_config(args)
     if cfg.model.pretrained == "imagenet":
         create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation

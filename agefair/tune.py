@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agefair.cli.args import add_data_args, data_request_from_args
+from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.training.tune import tune, write_tune_report
@@ -25,15 +25,16 @@ def floats(text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agefair.tune", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m agefair.tune", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu", choices=PRESETS)
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--variant", default="baseline")
     p.add_argument("--lrs", type=floats, default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], help="learning rates of the sweep")
     p.add_argument("--weight-decays", type=floats, default=[0.0, 1e-4, 1e-2], help="weight decays of the grid")
-    p.add_argument("--grid-lrs", type=int, default=3, help="learning rates in the grid: the sweep's best and its neighbours")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit", type=int, default=2000)
+    p.add_argument("--grid-lrs", type=positive_int, default=3,
+                   help="learning rates in the grid: the sweep's best and its neighbours")
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--limit", type=positive_int, default=2000)
     p.add_argument("--out", default="reports", metavar="DIR")
     p.add_argument("--device", default="auto")
     add_data_args(p)

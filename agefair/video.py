@@ -19,7 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from agefair.cli.args import ArgumentParser
 from agefair.core.errors import AgefairError, run_cli
+from agefair.core.paths import IMAGE_SUFFIXES
 from agefair.inference.tracking import (
     TRACKERS,
 )
@@ -41,7 +43,7 @@ def positive(name: str, value: int, least: int = 1) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     d = VideoSettings()
-    p = argparse.ArgumentParser(prog="python -m agefair.video",
+    p = ArgumentParser(prog="python -m agefair.video",
                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("source", metavar="SOURCE", help="a video file, or a webcam index (0, 1, ...)")
     p.add_argument("--model", metavar="CKPT", help="checkpoint (.pt) or ONNX model (.onnx) "
@@ -84,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out and Path(args.out).suffix.lower() not in OUT_CODECS:
         raise AgefairError(f"--out {args.out}: the name must end in {' or '.join(OUT_CODECS)}")
     threads = positive("--threads", args.threads)
+    if not args.source.strip().isdigit() and args.source.lower().endswith(IMAGE_SUFFIXES):
+        raise AgefairError(f"{args.source}: an image file, not a video (ages of photos: python -m agefair.predict "
+                           f"{args.source})")
     opened, estimator, model_path, why = open_with_model(args.source, args.model, args.runs, threads)
     print(f"agefair: model {model_path} ({why}; {estimator.description})", file=sys.stderr)
     result = process_video(args.source, estimator, settings, args.out, args.max_frames, opened=opened)

@@ -177,7 +177,7 @@ def test_cross_dataset_audit_on_exact_ages_with_galleries(trained):
     pd.DataFrame({"file": ["../data/" + f for f in files], "age": [int(f.split("_")[0]) + 0.5 for f in files],
                   "sex": ["s" + f.split("_")[1] for f in files], "tone": ["t" + f.split("_")[2] for f in files]}
                  ).to_csv(trained / "exact" / "labels.csv", index=False)
-    (trained / "exact.yaml").write_text("aligned: 'yes'\nname: exact-demo\n")
+    (trained / "exact.yaml").write_text("aligned: 'yes'\nname: exact-demo\nallow_paths_outside: yes\n")
     done = audit(trained, "--runs", trained / "runs", "--data", trained / "exact", "--dataset-config",
                  trained / "exact.yaml", "--out", trained / "rep_exact")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

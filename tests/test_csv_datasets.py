@@ -128,8 +128,8 @@ def test_every_row_problem_is_reported_with_its_action(tmp_path):
     cfg = DatasetConfig.model_validate({"columns": {"image": "path"}})
     p = prepare(root / "labels.csv", DataConfig(), work_root=tmp_path / "work", progress=False, dataset_cfg=cfg)
     counts = p.quality_report["counts"]
-    assert counts == {"missing_path": 1, "missing_file": 1, "zero_byte": 1, "unreadable": 1, "bad_age": 0,
-                      "bad_age_group": 1, "missing_attribute": 1, "non_rgb": 1, "duplicate_agreeing": 4,
+    assert counts == {"missing_path": 1, "missing_file": 1, "outside_folder": 0, "not_regular_file": 0, "zero_byte": 1,
+                      "unreadable": 1, "bad_age": 0, "bad_age_group": 1, "missing_attribute": 1, "non_rgb": 1, "duplicate_agreeing": 4,
                       "duplicate_conflicting": 2}
     kept = set(p.manifest["file"])
     assert "img/gray.jpg" in kept and "img/0.jpg" in kept and "img/4.jpg" in kept

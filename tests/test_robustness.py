@@ -179,7 +179,7 @@ def test_limit_is_a_seeded_stratified_subset(env, capsys):
     b = json.loads((env / "lim" / "robustness.json").read_text())
     assert b["provenance"]["rows_sha1"] == a["provenance"]["rows_sha1"]
     code, _, err = cli("robustness", args(env, "lim", "--limit", "0"), capsys)
-    assert code == 2 and "--limit must be at least 1" in err
+    assert code == 2 and "argument --limit: must be at least 1, got 0" in err
 
 
 def test_failing_rule_exits_1_and_names_the_condition(env, capsys):

@@ -97,7 +97,7 @@ def test_limit_must_be_positive(train_env, capsys):
     with pytest.raises(SystemExit) as exc:
         main(train_env.args("baseline", 1, "--limit", "0", out=train_env.root / "zero"))
     assert exc.value.code == 2
-    assert "--limit must be at least 1" in capsys.readouterr().err
+    assert "argument --limit: must be at least 1, got 0" in capsys.readouterr().err
     assert not (train_env.root / "zero").exists()
 
 

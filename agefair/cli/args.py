@@ -1,8 +1,9 @@
-"""Arguments shared by every command that reads the data."""
+"""The argument parser of every command, and the arguments shared by every command that reads the data."""
 
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from agefair.core.config import (
     CONFIG_DIR,
@@ -14,6 +15,26 @@ from agefair.core.errors import AgefairError
 from agefair.core.paths import resolve_data_dir
 from agefair.data.csv_dataset import labels_csv
 from agefair.data.prepare import DataRequest, PreparedData
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with bad usage reported as every other bad input is: one line
+    ``agefair: error: MESSAGE`` on stderr (no usage block; ``--help`` prints it) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())
+        self.exit(2, f"agefair: error: {line} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--epochs 0`` is an error, not "use the preset")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:

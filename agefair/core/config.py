@@ -21,6 +21,7 @@ from pydantic import (
 
 import agefair.configs
 from agefair.core.errors import AgefairError
+from agefair.core.io import read_text
 
 CONFIG_DIR = Path(agefair.configs.__file__).resolve().parent  # the repo's configs/, shipped in the wheel
 M = TypeVar("M", bound="StrictModel")
@@ -73,16 +74,13 @@ def _format_error(path: Path, err: ValidationError) -> str:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a config file, read with agefair.core.io.read_text's checks (UTF-8 text, not
+    empty, not binary, not a folder or a FIFO); any problem is a one-line AgefairError."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AgefairError(f"{path}: config file not found") from None
-    except OSError as exc:
-        raise AgefairError(f"{path}: cannot read config: {exc.strerror}") from None
+    text = read_text(path, "config file")
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise AgefairError(f"{path}: not valid YAML{where}") from None
@@ -113,7 +111,8 @@ def load_data_config(path: str | Path | None = None) -> DataConfig:
 
 class DatasetColumns(StrictModel):
     """Which CSV column holds what. With neither ``age`` nor ``age_group`` set, a column named
-    ``age`` is read as exact ages when every value is a number, else as age groups; a column named
+    ``age`` is read as age groups when the age-group values (``20-29``) outnumber the numbers, else as
+    exact ages (a stray non-number is a dropped, counted row, not a switch to age groups); a column named
     ``age_group`` as age groups. ``attributes``: the sensitive attributes (default: every other
     column not in ``ignore``)."""
 
@@ -144,6 +143,9 @@ class DatasetConfig(StrictModel):
     # UTKFace's framing (agefair.data.faces); auto: decided per image, as python -m agefair.predict does
     aligned: Literal["auto", "yes", "no"] = "auto"
     detector: Literal["hog", "cnn"] = "hog"
+    # image paths that are absolute or climb above the CSV's folder (../x) are dropped and counted
+    # (outside_folder) unless this says yes: the CSV then may read any file the user can
+    allow_paths_outside: bool = False
 
     @field_validator("intersections")
     @classmethod

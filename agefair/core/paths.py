@@ -29,8 +29,8 @@ def resolve_data_dir(arg: str | os.PathLike | None) -> Path:
         path, source = DEFAULT_DATA, "the default"
     if not path.exists():
         raise AgefairError(f"data folder {path} (from {source}) does not exist; {GET_UTKFACE}")
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return path  # a labels CSV (agefair.data.csv_dataset)
+    if not path.is_dir() and path.suffix.lower() == ".csv":
+        return path  # a labels CSV (agefair.data.csv_dataset; its reader checks what kind of file it is)
     if not path.is_dir():
         raise AgefairError(f"data path {path} (from {source}) is neither a folder nor a .csv labels file; {GET_UTKFACE}")
     try:

@@ -12,9 +12,13 @@ problem                what it is                                      action
 =====================  ==============================================  =========
 missing_path           the row's image-path cell is empty              dropped
 missing_file           the image file does not exist                   dropped
+outside_folder         the image path leads outside the CSV's folder   dropped (unless the dataset config
+                       (absolute, or ``..`` above it)                  says allow_paths_outside: yes)
+not_regular_file       a FIFO, socket, device, broken or looping link  dropped, never opened
 zero_byte              empty file                                      dropped
 unreadable             not an image, truncated or corrupt              dropped
-bad_age                age not a number in 0..max_age                  dropped
+bad_age                age not a number in 0..max_age (a column of     dropped
+                       numbers with a stray value stays exact ages)
 bad_age_group          age group not understood                        dropped
 missing_attribute      a sensitive-attribute cell is empty             dropped
 non_rgb                grayscale, CMYK, palette, alpha, 16-bit         kept, converted to RGB at load
@@ -29,7 +33,6 @@ duplicate_conflicting  the same, with labels that disagree             whole gro
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -39,6 +42,7 @@ import pandas as pd
 
 from agefair.core.config import DataConfig, DatasetConfig
 from agefair.core.errors import AgefairError
+from agefair.core.io import read_csv_text, special_file_reason
 from agefair.data.age_groups import parse_age_group
 from agefair.data.quality import ACTIONS, QualityResult, resolve_duplicates
 from agefair.data.scan import scan_files
@@ -47,6 +51,8 @@ LABELS_CSV = "labels.csv"
 CSV_ACTIONS = {
     "missing_path": "dropped: the row names no image",
     "missing_file": "dropped: the image file does not exist",
+    "outside_folder": "dropped: the image path leads outside the CSV's folder",
+    "not_regular_file": ACTIONS["not_regular_file"],
     "zero_byte": ACTIONS["zero_byte"],
     "unreadable": ACTIONS["unreadable"],
     "bad_age": "dropped: age is not a number in range",
@@ -63,7 +69,7 @@ RESERVED = {"file", "age", "age_group", "age_lo", "age_hi", "age_bin", "pred", "
 
 def labels_csv(path: Path) -> Path | None:
     """The labels CSV that ``path`` designates (the file itself, or DIR/labels.csv), or None."""
-    if path.is_file() and path.suffix.lower() == ".csv":
+    if path.suffix.lower() == ".csv" and path.exists() and not path.is_dir():  # a FIFO too: read_text refuses it
         return path
     if path.is_dir() and (path / LABELS_CSV).is_file():
         return path / LABELS_CSV
@@ -81,21 +87,7 @@ class CsvLabels:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise AgefairError(f"{path}: empty labels file (no header row)") from None
-    except (pd.errors.ParserError, csv.Error) as exc:
-        raise AgefairError(f"{path}: not a readable CSV: {str(exc).splitlines()[0]}") from None
-    except UnicodeDecodeError:
-        raise AgefairError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise AgefairError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-    if dupes:
-        raise AgefairError(f"{path}: column {dupes[0]!r} appears twice in the header")
-    return frame
+    return read_csv_text(path, "labels file")
 
 
 def _is_number(text: str) -> bool:
@@ -104,6 +96,33 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def age_column_kind(values: pd.Series, aliases: dict[str, str] | None = None) -> str:
+    """'exact' or 'interval' for an ``age`` column no config names, decided by the column as a whole: age
+    groups when the values that are age groups and not numbers (``20-29``, ``70+``) outnumber the numbers,
+    exact ages otherwise. One stray value (``unknown``, ``n/a``) never turns a column of ages into age
+    groups: its row is dropped as bad_age and counted."""
+    cells = [v.strip() for v in values if v.strip()]
+    numbers = sum(_is_number(v) for v in cells)
+    groups = sum(not _is_number(v) and parse_age_group(v, aliases) is not None for v in cells)
+    return "interval" if groups > numbers else "exact"
+
+
+def outside_folder(file: str) -> bool:
+    """Whether an image path from a labels CSV leads outside the CSV's folder: absolute (``/x``, ``C:/x``,
+    ``//host/x``) or climbing above it with ``..``."""
+    if file.startswith("/") or (len(file) > 1 and file[1] == ":"):
+        return True
+    depth = 0
+    for part in file.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def _age_column(path: Path, frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[str, str]:
@@ -116,22 +135,15 @@ def _age_column(path: Path, frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[st
                 raise AgefairError(f"{path}: no column {name!r} (columns: {', '.join(cols)}); {hint}")
             return name, kind
     if "age" in cols:
-        values = [v.strip() for v in frame["age"] if v.strip()]
-        return "age", "exact" if values and all(_is_number(v) for v in values) else "interval"
+        return "age", age_column_kind(frame["age"], cfg.age_group_labels)
     if "age_group" in cols:
         return "age_group", "interval"
     raise AgefairError(f"{path}: no 'age' or 'age_group' column (columns: {', '.join(cols)}); {hint}")
 
 
-def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
-    """The rows of the labels CSV with parsed labels; rows with a label problem are in ``problems``."""
-    frame = _read_csv(path)
-    cols = list(frame.columns)
+def _attributes(path: Path, cols: list[str], cfg: DatasetConfig, age_col: str) -> list[str]:
+    """The sensitive-attribute columns: the config's list, else every column but the image, age and ignored."""
     image = cfg.columns.image
-    if image not in cols:
-        raise AgefairError(f"{path}: no image-path column {image!r} (columns: {', '.join(cols)}); "
-                           f"map it in the dataset config (--dataset-config), e.g. columns: {{image: PATH_COLUMN}}")
-    age_col, kind = _age_column(path, frame, cfg)
     if cfg.columns.attributes is not None:
         attributes = list(cfg.columns.attributes)
         unknown = [a for a in attributes if a not in cols]
@@ -144,6 +156,19 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
         raise AgefairError(f"{path}: attribute column {clash[0]!r} clashes with a name agefair uses "
                            f"({', '.join(sorted(RESERVED))}); list the attributes in the dataset config "
                            f"(columns: {{attributes: [...]}}) or rename the column")
+    return attributes
+
+
+def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
+    """The rows of the labels CSV with parsed labels; rows with a label problem are in ``problems``."""
+    frame = _read_csv(path)
+    cols = list(frame.columns)
+    image = cfg.columns.image
+    if image not in cols:
+        raise AgefairError(f"{path}: no image-path column {image!r} (columns: {', '.join(cols)}); "
+                           f"map it in the dataset config (--dataset-config), e.g. columns: {{image: PATH_COLUMN}}")
+    age_col, kind = _age_column(path, frame, cfg)
+    attributes = _attributes(path, cols, cfg, age_col)
 
     problems: list[dict] = []
 
@@ -160,11 +185,15 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
         if not file:
             flag(f"(line {line})", "missing_path", f"line {line}: column {image!r} is empty")
             continue
+        if outside_folder(file) and not cfg.allow_paths_outside:
+            flag(file, "outside_folder", f"line {line}: {file!r} is outside {path.parent} (allow it with "
+                 f"allow_paths_outside: yes in the dataset config)")
+            continue
         rec = {"line": line, "file": file}
         raw = str(values[age_col]).strip()
         if kind == "exact":
             age = float(raw) if _is_number(raw) else np.nan
-            if not (0 <= age <= max_age):  # NaN fails too
+            if not (0 <= age <= max_age):  # NaN and inf fail too
                 flag(file, "bad_age", f"line {line}: age {raw!r} not a number in 0..{max_age}")
                 continue
             rec["age"] = age
@@ -196,14 +225,18 @@ def assess_csv(path: Path, labels: CsvLabels, data_cfg: DataConfig, cache_file: 
         problems.append({"file": file, "problem": problem, "action": CSV_ACTIONS[problem], "detail": detail})
 
     unique = sorted(set(rows["file"]))
-    exists = {f: (root / f).is_file() for f in unique}
-    scan = scan_files(root, [f for f in unique if exists[f]], cache_file=cache_file, progress=progress)
+    why_not = {f: special_file_reason(root / f) for f in unique}  # never opens a FIFO or follows a loop
+    scan = scan_files(root, [f for f in unique if why_not[f] is None], cache_file=cache_file, progress=progress)
     scan = scan.set_index("file")
     keep = pd.Series(True, index=rows.index)
     for idx, r in rows.iterrows():
         f = r["file"]
-        if not exists[f]:
-            flag(f, "missing_file", f"line {r['line']}: {root / f} not found")
+        why = why_not[f]
+        if why is not None:
+            if why == "not found":
+                flag(f, "missing_file", f"line {r['line']}: {root / f} not found")
+            else:
+                flag(f, "not_regular_file", f"line {r['line']}: {why}")
             keep[idx] = False
             continue
         err = scan.at[f, "read_error"]

@@ -7,6 +7,7 @@ problem                what it is                                      action
 =====================  ==============================================  =========
 malformed_name         a label field is missing from the file name     dropped
 irregular_name         all fields present, suffix mangled              kept
+not_regular_file       a FIFO, socket, device, broken or looping link  dropped, never opened
 zero_byte              empty file                                      dropped
 unreadable             not an image, truncated or corrupt              dropped
 age_out_of_range       age outside 0..max_age                          dropped
@@ -35,6 +36,7 @@ from agefair.data.labels import ETHNICITIES, GENDERS
 ACTIONS = {
     "malformed_name": "dropped: labels cannot be read from the name",
     "irregular_name": "kept: labels read from a name with a mangled suffix",
+    "not_regular_file": "dropped: not a regular file (FIFO, socket, device, broken or looping link); never opened",
     "zero_byte": "dropped: empty file",
     "unreadable": "dropped: not a decodable image",
     "age_out_of_range": "dropped: invalid age label",
@@ -46,6 +48,7 @@ ACTIONS = {
     "duplicate_conflicting": "whole group dropped: labels disagree",
 }
 
+NOT_REGULAR = "not a regular file: "  # how agefair.data.scan records a file it did not open
 MANIFEST_COLUMNS = ["file", "age", "gender", "ethnicity", "sha256", "width", "height"]
 
 
@@ -132,10 +135,13 @@ def _file_and_label_checks(s: pd.DataFrame, cfg: DataConfig, flag) -> pd.Series:
     m = s["name_status"] == "irregular"
     flag(s.file[m], "irregular_name", [f"read as age {a}, gender {g}, race {r}" for a, g, r in
                                        zip(s.age[m], s.gender[m], s.race[m])])
+    special = s["read_error"].str.startswith(NOT_REGULAR)
+    flag(s.file[special], "not_regular_file", s.read_error[special].str.removeprefix(NOT_REGULAR))
+    dropped |= special
     empty = s["read_error"].str.startswith("empty file")
     flag(s.file[empty], "zero_byte", ["0 bytes"] * empty.sum())
     dropped |= empty
-    m = (s["read_error"] != "") & ~empty
+    m = (s["read_error"] != "") & ~empty & ~special
     flag(s.file[m], "unreadable", s.read_error[m])
     dropped |= m
 

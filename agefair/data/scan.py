@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -15,9 +16,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agefair.core.io import atomic_path
+from agefair.core.io import atomic_path, special_file_reason
+from agefair.data.files import walk
 from agefair.data.images import ImageReadError, open_rgb
 from agefair.data.labels import parse_name
+from agefair.data.quality import NOT_REGULAR
 
 
 @dataclass
@@ -40,18 +43,33 @@ COLUMNS = [f.name for f in fields(FileRecord)]
 
 
 def list_files(data_dir: Path) -> list[str]:
-    """Every regular file below ``data_dir`` (hidden files skipped), relative, sorted."""
-    out = []
-    for root, dirs, files in os.walk(data_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith("."):
-                out.append(os.path.relpath(os.path.join(root, name), data_dir))
-    return sorted(out)
+    """Every entry below ``data_dir`` that is not a folder (hidden files skipped), relative, sorted: the
+    regular files and what agefair.data.files.walk skipped (FIFOs, sockets, devices, broken or looping
+    links), which ``scan_file`` records as not regular without opening them."""
+    found = walk(data_dir)
+    return sorted(found.files + [rel for rel, _ in found.skipped])
 
 
 def scan_file(data_dir: Path, rel: str) -> FileRecord:
     path = data_dir / rel
+    special = special_file_reason(path)
+    if special is not None and special != "not found":  # a FIFO would block read_bytes forever: never opened
+        size = mtime = width = height = 0
+        digest = mode = ""
+        error = NOT_REGULAR + special
+    else:
+        size, mtime, digest, width, height, mode, error = _read_image_file(path)
+    parsed = parse_name(os.path.basename(rel))
+    if parsed is None:
+        status, age, gender, race = "malformed", -1, -1, -1
+    else:
+        status = "irregular" if parsed.irregular else "ok"
+        age, gender, race = parsed.age, parsed.gender, parsed.race
+    return FileRecord(rel, size, mtime, digest, width, height, mode, error, status, age, gender, race)
+
+
+def _read_image_file(path: Path) -> tuple[int, int, str, int, int, str, str]:
+    """(bytes, mtime_ns, sha256, width, height, mode, read error) of a regular file."""
     width = height = size = mtime = 0
     mode = digest = error = ""
     try:
@@ -62,15 +80,9 @@ def scan_file(data_dir: Path, rel: str) -> FileRecord:
         width, height = img.size
     except ImageReadError as exc:
         error = str(exc).removeprefix(f"{path}: ")
-    except OSError as exc:  # vanished, dangling link, no permission
+    except OSError as exc:  # vanished, no permission
         error = f"cannot read: {exc.strerror or type(exc).__name__}"
-    parsed = parse_name(os.path.basename(rel))
-    if parsed is None:
-        status, age, gender, race = "malformed", -1, -1, -1
-    else:
-        status = "irregular" if parsed.irregular else "ok"
-        age, gender, race = parsed.age, parsed.gender, parsed.race
-    return FileRecord(rel, size, mtime, digest, width, height, mode, error, status, age, gender, race)
+    return size, mtime, digest, width, height, mode, error
 
 
 def _scan_batch(args: tuple[str, list[str]]) -> list[FileRecord]:
@@ -101,6 +113,8 @@ def scan_files(data_dir: Path, names: list[str], cache_file: Path | None = None,
     for rel in names:
         try:
             st = (data_dir / rel).stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
         except OSError:
             todo.append(rel)  # scan_file records why it cannot be read
             continue

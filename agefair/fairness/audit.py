@@ -159,7 +159,8 @@ def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:
     from agefair.fairness.external import describe_matching, load_external
 
     t0 = time.perf_counter()
-    pred, matching = load_external(path, name, scope.prepared, data_cfg, scope.split)
+    pred, matching = load_external(path, name, scope.prepared, data_cfg, scope.split,
+                                   min_rows=scope.fair.min_group_size)
     t1 = time.perf_counter()
     audit = scope.audit(pred)
     entry = {"source": "external", "evaluated_on": scope.where, "trained_on": "unknown (external model)",

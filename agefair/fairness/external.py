@@ -22,6 +22,7 @@ import pandas as pd
 
 from agefair.core.config import DataConfig
 from agefair.core.errors import AgefairError
+from agefair.core.io import read_csv_text
 from agefair.data.prepare import PreparedData
 from agefair.data.split import split_rows
 from agefair.fairness.model_predictions import prediction_frame
@@ -88,19 +89,12 @@ class Matcher:
         return None, "ambiguous" if ambiguous else "unknown"
 
 
-def read_predictions(path: Path) -> tuple[pd.DataFrame, str, str]:
-    """(rows as text, id column, predicted-age column)."""
-    if not path.is_file():
-        raise AgefairError(f"{path}: predictions file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise AgefairError(f"{path}: empty predictions file (no header row)") from None
-    except pd.errors.ParserError as exc:
-        raise AgefairError(f"{path}: not a readable CSV: {str(exc).splitlines()[0]}") from None
-    except UnicodeDecodeError:
-        raise AgefairError(f"{path}: not UTF-8 text") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+def read_predictions(path: Path, labels_file: Path | None = None) -> tuple[pd.DataFrame, str, str]:
+    """(rows as text, id column, predicted-age column), read with agefair.core.io.read_csv_text's checks;
+    ``labels_file`` itself (the audited labels CSV) is refused."""
+    if labels_file is not None and path.is_file() and path.resolve() == Path(labels_file).resolve():
+        raise AgefairError(f"{path}: this is the audited labels file itself, not a model's predictions; refused")
+    frame = read_csv_text(path, "predictions file")
     id_col = _pick(list(frame.columns), ID_COLUMNS, path, "image path or id")
     pred_col = _pick(list(frame.columns), PRED_COLUMNS, path, "predicted-age", exclude=id_col)
     if frame.empty:
@@ -109,19 +103,20 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, str, str]:
 
 
 def load_external(path: Path, name: str, prepared: PreparedData, data_cfg: DataConfig,
-                  split: str) -> tuple[pd.DataFrame, dict]:
+                  split: str, min_rows: int = 1) -> tuple[pd.DataFrame, dict]:
     """The matched predictions (as agefair.fairness.model_predictions.prediction_frame, variant = ``name``) and ``matching``:
-    the counts of every row that was used or not, and why."""
-    frame, id_col, pred_col = read_predictions(path)
+    the counts of every row that was used or not, and why. The labels given as predictions, and fewer
+    matched rows than ``min_rows`` (min_group_size), are refused: see _refuse_labels_or_too_few."""
+    frame, id_col, pred_col = read_predictions(path, prepared.source)
     manifest_files = list(prepared.manifest["file"])
     matcher = Matcher(manifest_files)
     in_split = np.zeros(len(manifest_files), dtype=bool)
     in_split[split_rows(prepared, split)] = True
     problem_files = Matcher(sorted(set(prepared.quality.problems["file"]) - set(manifest_files)))
 
-    counts = {k: 0 for k in ("matched", "unknown", "ambiguous", "dropped_by_quality", "outside_split", "duplicate",
-                             "invalid_age")}
-    how_counts = {k: 0 for k in MATCH_KINDS}
+    counts = dict.fromkeys(("matched", "unknown", "ambiguous", "dropped_by_quality", "outside_split", "duplicate",
+                            "invalid_age"), 0)
+    how_counts = dict.fromkeys(MATCH_KINDS, 0)
     examples: dict[str, list[str]] = defaultdict(list)
     used: dict[int, float] = {}
 
@@ -163,12 +158,30 @@ def load_external(path: Path, name: str, prepared: PreparedData, data_cfg: DataC
         "images_in_split": n_split, "images_without_prediction": n_split - counts["matched"],
         "examples": dict(examples),
     }
-    if not used:
-        raise AgefairError(f"{path}: none of its {len(frame)} rows matches an image of the audited {split} split "
-                           f"({describe_matching(matching)})")
     rows = np.array(sorted(used), dtype=np.int64)
     preds = np.array([used[r] for r in rows], dtype=float)
+    _refuse_labels_or_too_few(path, prepared, rows, preds, pred_col, min_rows, split, matching)
     return prediction_frame(prepared, data_cfg, rows, preds, name), matching
+
+
+def _refuse_labels_or_too_few(path: Path, prepared: PreparedData, rows: np.ndarray, preds: np.ndarray, pred_col: str,
+                              min_rows: int, split: str, matching: dict) -> None:
+    """One-line refusals: a file whose every matched prediction equals the image's true age (the labels, not a
+    model: it would pass every threshold with MAE 0), and one matching fewer than ``min_rows`` images (the
+    fairness config's min_group_size: no metric or threshold is judged on so few); and one matching none."""
+    if not len(rows):
+        raise AgefairError(f"{path}: none of its {matching['rows']} rows matches an image of the audited {split} split "
+                           f"({describe_matching(matching)})")
+    if prepared.labels == "exact":
+        truth = prepared.manifest["age"].to_numpy(dtype=float)[rows]
+        if np.all(np.abs(preds - truth) < 1e-6):
+            raise AgefairError(f"{path}: every one of its {len(rows)} matched predictions (column {pred_col!r}) equals "
+                               f"the image's true age: these are the labels, not a model's predictions (an audit "
+                               f"would pass every threshold with MAE 0); refused")
+    if len(rows) < min_rows:
+        raise AgefairError(f"{path}: only {len(rows)} of its rows match an image of the audited {split} split, fewer "
+                           f"than the fairness config's min_group_size {min_rows}; no metric or threshold is judged "
+                           f"on so few ({describe_matching(matching)})")
 
 
 def describe_matching(m: dict) -> str:

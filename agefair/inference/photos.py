@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from agefair.core.errors import AgefairError
-from agefair.core.io import write_text_atomic
+from agefair.core.io import neutralise_cell, special_file_reason, write_text_atomic
 from agefair.core.paths import IMAGE_SUFFIXES
 from agefair.data.faces import crop_verdict, detect_faces, utk_crop
+from agefair.data.files import walk
 from agefair.data.images import ImageReadError, open_rgb
 from agefair.inference.estimator import AgeEstimator
 
@@ -67,27 +69,36 @@ def is_image_name(name: str) -> bool:
 def collect_files(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Image files from files and folders (recursive, sorted), without repeats; and notes for stderr.
 
-    A named file is taken whatever its suffix (it is the user's explicit choice); a missing path is
-    kept so that it is reported as unreadable like any other file.
+    A named file is taken whatever its suffix (it is the user's explicit choice); a missing path, a
+    broken symbolic link or a link loop is kept so that it is reported as unreadable like any other
+    file. A named FIFO, socket or device is a one-line error (opening it could block forever). In a
+    folder, the walker (agefair.data.files.walk) skips what is not a regular file and each is named
+    in a note; nothing of it is opened.
     """
     files: list[Path] = []
     notes: list[str] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        key = os.path.realpath(p)  # never raises, unlike Path.resolve on a link loop
         if key not in seen:
             seen.add(key)
             files.append(p)
 
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_name(q.name))
-            if not found:
+        why = special_file_reason(p)
+        if why == "a folder":
+            found = walk(p)
+            images = [p / rel for rel in found.files if is_image_name(rel)]
+            for rel, reason in found.skipped:
+                notes.append(f"{p / rel}: skipped: {reason}")
+            if not images:
                 notes.append(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-            for q in found:
+            for q in images:
                 add(q)
+        elif why in ("a FIFO (named pipe)", "a socket", "a device", "not a regular file"):
+            raise AgefairError(f"{p}: {why}, not an image file")
         else:
             add(p)
     return files, notes
@@ -201,7 +212,7 @@ def format_rows(rows: list[Row], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
-        writer.writerows(r.as_text() for r in rows)
+        writer.writerows([neutralise_cell(c) for c in r.as_text()] for r in rows)  # no formula from a file name
         return buf.getvalue()
     table = [COLUMNS] + [r.as_text() for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]

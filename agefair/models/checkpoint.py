@@ -71,10 +71,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+# What the model is built from: a stored config without one of these would be completed by the config's
+# defaults (a 128 px input for a model trained at another size gives wrong ages without any error).
+MODEL_FIELDS = ("backbone", "head", "image_size", "max_age")
+
+
+def stored_config(ckpt: dict[str, Any], path: str | Path) -> TrainConfig:
+    """The training config stored in a checkpoint; one without a model section or one of MODEL_FIELDS is
+    refused (one line), never completed with defaults."""
+    stored = ckpt.get("config")
+    model = stored.get("model") if isinstance(stored, dict) else None
+    if not isinstance(model, dict):
+        raise AgefairError(f"{path}: the stored config has no model section (backbone, image size...); refused")
+    missing = [k for k in MODEL_FIELDS if k not in model]
+    if missing:
+        raise AgefairError(f"{path}: the stored config lacks model.{', model.'.join(missing)}; refused rather than "
+                           f"guessed (a wrong input size or head gives wrong ages silently)")
+    return validate(TrainConfig, stored, f"{path} (stored config)")
+
+
 def model_from_checkpoint(path: str | Path) -> tuple[AgeModel, TrainConfig, dict[str, Any]]:
     """The model with its weights, its training config and the checkpoint's other fields."""
     ckpt = load_checkpoint(path)
-    cfg = validate(TrainConfig, ckpt["config"], f"{path} (stored config)")
+    cfg = stored_config(ckpt, path)
     model = create_model(cfg.model.model_copy(update={"pretrained": "none"}))
     try:
         model.load_state_dict(ckpt["model"])

@@ -9,15 +9,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from agefair.core.figures import write_page, write_png
-from agefair.core.io import atomic_path
+from agefair.core.io import write_csv_atomic
 from agefair.models.runs import CURVES
 
 COLUMNS = ["epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "seconds", "train_img_per_s"]
 
 
 def write_history(rows: list[dict], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
+    write_csv_atomic(path, pd.DataFrame(rows, columns=COLUMNS), float_format="%.6g")
 
 
 def curves_figure(rows: list[dict], title: str) -> go.Figure:

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from agefair.core.config import TrainConfig
 from agefair.core.figures import write_page
-from agefair.core.io import atomic_path
+from agefair.core.io import write_csv_atomic
 from agefair.data.prepare import DataRequest
 from agefair.models import runs
 from agefair.training.batches import load_train_data
@@ -80,8 +80,7 @@ def write_tune_report(result: TuneResult, out: Path, title: str, epochs: int) ->
     out.mkdir(parents=True, exist_ok=True)
     sweep, grid = result.sweep, result.grid
     for frame, name in ((sweep, SWEEP_CSV), (grid, GRID_CSV)):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
+        write_csv_atomic(out / name, frame)
     sweep_fig = go.Figure(go.Scatter(x=sweep["lr"], y=sweep["final_train_loss"], mode="lines+markers"))
     sweep_fig.update_xaxes(type="log", title="learning rate")
     sweep_fig.update_yaxes(title=f"training loss after {epochs} epochs")
