@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from agefair.cli.args import add_data_args, prepare_from_args
+from agefair.cli.outputs import check_output_dir
 from agefair.cli.console import print_leaderboard, print_result, thresholds_text
 from agefair.core.config import CONFIG_DIR, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
     add_data_args(p)
     args = p.parse_args(argv)
+    check_output_dir(args.out)
 
     started = time.perf_counter()
     fair = load_fairness_config(args.thresholds)

@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 
 from agefair.cli.console import print_result
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import (
     CONFIG_DIR,
     load_fairness_config,
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_data_args(p)
     args = p.parse_args(argv)
+    check_output_dir(args.out)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
     fair = load_fairness_config(args.thresholds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from agefair.cli.args import add_data_args, data_request_from_args
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.core.formatting import format_seconds
@@ -56,6 +57,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_output_dir(args.out)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     cfg = train_config(args)

@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
 from agefair.inference.tracking import (
     TRACKERS,
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         positive("--max-frames", args.max_frames)
     if args.out and Path(args.out).suffix.lower() not in OUT_CODECS:
         raise AgefairError(f"--out {args.out}: the name must end in {' or '.join(OUT_CODECS)}")
+    if args.out:
+        check_output_file(args.out)
     threads = positive("--threads", args.threads)
     opened, estimator, model_path, why = open_with_model(args.source, args.model, args.runs, threads)
     print(f"agefair: model {model_path} ({why}; {estimator.description})", file=sys.stderr)
