@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from agefair.cli.args import add_data_args, prepare_from_args
-from agefair.cli.outputs import check_output_dir
+from agefair.cli.outputs import check_output_dir, publishing_audit
 from agefair.cli.console import print_leaderboard, print_result, thresholds_text
 from agefair.core.config import CONFIG_DIR, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = select_variants(runs_dir, args.variant)
     elif args.variant:
         raise AgefairError("--variant picks trained variants: give --runs RUNS_DIR too")
+    if args.robustness and not variants:
+        raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
     clash = sorted({n for _, n in external} & set(variants))
     if clash:
         raise AgefairError(f"--name {clash[0]}: a trained variant has that name; name the predictions otherwise")
@@ -82,22 +84,23 @@ def main(argv: list[str] | None = None) -> int:
                                           thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"),
                                           external=external)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary.seconds = time.perf_counter() - started
-    write_json_atomic(out / "summary.json", summary.to_json())
-    with atomic_path(out / "predictions.csv") as tmp:
-        preds.drop(columns=["row"]).to_csv(tmp, index=False)
     from agefair.reporting.report import render_report
 
     rob = None
     if args.robustness:
-        if not variants:
-            raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
         prov = summary.provenance
         rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov.split, args.device,
                                         not args.quiet, thresholds_file=prov.thresholds_file)
-        print_result(rob, *robustness.write_outputs(rob, out))
-    render_report(summary, galleries, out / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
+    with publishing_audit(out) as gen:  # every file appears at once, at the end (docs/audit.md)
+        write_json_atomic(gen / "summary.json", summary.to_json())
+        with atomic_path(gen / "predictions.csv") as tmp:
+            preds.drop(columns=["row"]).to_csv(tmp, index=False)
+        if rob is not None:
+            robustness.write_outputs(rob, gen)
+        render_report(summary, galleries, gen / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
+    if rob is not None:
+        print_result(rob, out / robustness.JSON_NAME, out / robustness.CSV_NAME)
 
     d = summary.dataset
     interval = summary.labels == "interval"

@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from agefair.cli.console import print_result
-from agefair.cli.outputs import check_output_dir
+from agefair.cli.outputs import check_output_dir, publishing_robustness
 from agefair.core.config import (
     CONFIG_DIR,
     load_fairness_config,
@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     result = run_robustness(prepared, data_cfg, fair, runs_dir, variants, args.split, args.device, not args.quiet,
                             args.limit, args.severities, args.corruption,
                             str(args.thresholds or CONFIG_DIR / "fairness.yaml"))
-    json_path, csv_path = write_outputs(result, Path(args.out))
-    return print_result(result, json_path, csv_path)
+    out = Path(args.out)
+    with publishing_robustness(out) as gen:  # both files appear at once (docs/audit.md)
+        names = [p.name for p in write_outputs(result, gen)]
+    return print_result(result, *(out / n for n in names))
 
 
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_args = ["--runs", args.runs, "--out", args.out, "--device", args.device]
     audit_args += ["--thresholds", args.thresholds] if args.thresholds else []
     code = audit.main(audit_args + common)
-    print(f"\nreport: {Path(args.out, 'report.html').resolve()}")
+    print(f"\nreport: {Path(args.out, 'report.html').absolute()}")
     return code
 
 

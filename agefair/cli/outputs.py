@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 from agefair.core.errors import AgefairError
+from agefair.core.publish import publishing
+from agefair.fairness import robustness
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -66,3 +68,21 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
         raise AgefairError(f"{flag} {path}: {existing} is a file, not a folder")
     _probe_writable(existing, flag, path)
     return path
+
+
+# The files of REPORT_DIR that make one published set (agefair.core.publish): the audit's three and
+# the robustness audit's two. Each command rewrites its own and carries the others along unchanged.
+AUDIT_FILES = ("summary.json", "predictions.csv", "report.html")
+ROBUSTNESS_FILES = (robustness.JSON_NAME, robustness.CSV_NAME)
+
+
+def publishing_audit(out: Path):
+    """``with publishing_audit(out) as gen:`` write the audit's files (and robustness files when it ran
+    them) in ``gen``; they appear in ``out`` together at the end, robustness files not rewritten kept."""
+    return publishing(out, keep=ROBUSTNESS_FILES)
+
+
+def publishing_robustness(out: Path):
+    """``with publishing_robustness(out) as gen:`` write robustness.json and .csv in ``gen``; the audit's
+    files already published in ``out`` stay part of the set."""
+    return publishing(out, keep=AUDIT_FILES)

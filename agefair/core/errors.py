@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Callable
 
 
@@ -14,6 +16,10 @@ class AgefairError(Exception):
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a command's ``main`` and exit; AgefairError and Ctrl-C become one line, never a traceback."""
+    if (threading.current_thread() is threading.main_thread()
+            and getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "_interrupted_while_starting"):
+        # Ctrl-C raises KeyboardInterrupt again (agefair/__init__.py exits at once while imports run)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = main(argv)
     except AgefairError as exc:
