@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.console import print_leaderboard, print_result, thresholds_text
+from agefair.cli.outputs import check_output_dir, publishing_audit
 from agefair.core.config import CONFIG_DIR, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
 from agefair.core.io import write_csv_atomic, write_json_atomic
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
     add_data_args(p)
     args = p.parse_args(argv)
+    check_output_dir(args.out)
 
     started = time.perf_counter()
     fair = load_fairness_config(args.thresholds)
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = select_variants(runs_dir, args.variant)
     elif args.variant:
         raise AgefairError("--variant picks trained variants: give --runs RUNS_DIR too")
+    if args.robustness and not variants:
+        raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
     clash = sorted({n for _, n in external} & set(variants))
     if clash:
         raise AgefairError(f"--name {clash[0]}: a trained variant has that name; name the predictions otherwise")
@@ -79,21 +83,22 @@ def main(argv: list[str] | None = None) -> int:
                                           thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"),
                                           external=external)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary.seconds = time.perf_counter() - started
-    write_json_atomic(out / "summary.json", summary.to_json())
-    write_csv_atomic(out / "predictions.csv", preds.drop(columns=["row"]))  # no formula from a file name
     from agefair.reporting.report import render_report
 
     rob = None
     if args.robustness:
-        if not variants:
-            raise AgefairError("--robustness corrupts images for agefair's own variants: give --runs RUNS_DIR")
         prov = summary.provenance
         rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov.split, args.device,
                                         not args.quiet, thresholds_file=prov.thresholds_file)
-        print_result(rob, *robustness.write_outputs(rob, out))
-    render_report(summary, galleries, out / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
+    with publishing_audit(out) as gen:  # every file appears at once, at the end (docs/audit.md)
+        write_json_atomic(gen / "summary.json", summary.to_json())
+        write_csv_atomic(gen / "predictions.csv", preds.drop(columns=["row"]))  # no formula from a file name
+        if rob is not None:
+            robustness.write_outputs(rob, gen)
+        render_report(summary, galleries, gen / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
+    if rob is not None:
+        print_result(rob, out / robustness.JSON_NAME, out / robustness.CSV_NAME)
 
     d = summary.dataset
     interval = summary.labels == "interval"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
+from agefair.cli.outputs import check_output_dir
 from agefair.core.errors import run_cli
 from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT, write_eda
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     parser.add_argument("--no-png", action="store_true", help="skip the static PNG charts")
     args = parser.parse_args(argv)
+    check_output_dir(args.out)
 
     prepared, cfg = prepare_from_args(args)
     out = Path(args.out)

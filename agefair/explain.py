@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser
+from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
 from agefair.core.io import atomic_path
 from agefair.data.image_cache import load_face
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         raise AgefairError(f"--age must be between 0 and 150, got {args.age:g}")
     if not 1 <= args.scale <= 16:
         raise AgefairError(f"--scale must be between 1 and 16, got {args.scale}")
-    out = Path(args.out) if args.out else default_out(image)
+    out = check_output_file(args.out if args.out else default_out(image))
 
     model, cfg, _ = model_from_checkpoint(args.model)
     face = load_face(image, cfg.model.image_size)  # ImageReadError (an AgefairError) for unusable files

@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser
+from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
 from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, export_checked
 from agefair.models.checkpoint import model_from_checkpoint
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.onnx.lower().endswith(".onnx"):
         raise AgefairError(f"--onnx {args.onnx}: the file name must end in .onnx (predict and video choose "
                            f"onnxruntime by that suffix)")
+    check_output_file(args.onnx, "--onnx")
     checkpoint, why = model_or_best_run(args.model, args.runs)
     model, cfg, _ = model_from_checkpoint(checkpoint)
     size = cfg.model.image_size

@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from agefair.cli.args import ArgumentParser
+from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
 from agefair.data.faces import DETECTORS
 from agefair.inference.estimator import load_estimator
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.out:
+        check_output_file(args.out)
     if args.batch < 1:
         raise AgefairError(f"--batch must be at least 1, got {args.batch}")
     if args.max_side < 64:

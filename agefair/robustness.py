@@ -20,6 +20,7 @@ from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, positive_int
 from agefair.cli.console import print_result
+from agefair.cli.outputs import check_output_dir, publishing_robustness
 from agefair.core.config import (
     CONFIG_DIR,
     load_fairness_config,
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_data_args(p)
     args = p.parse_args(argv)
+    check_output_dir(args.out)
     fair = load_fairness_config(args.thresholds)
     runs_dir = Path(args.runs)
     variants = select_variants(runs_dir, args.variant)
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     result = run_robustness(prepared, data_cfg, fair, runs_dir, variants, args.split, args.device, not args.quiet,
                             args.limit, args.severities, args.corruption,
                             str(args.thresholds or CONFIG_DIR / "fairness.yaml"))
-    json_path, csv_path = write_outputs(result, Path(args.out))
-    return print_result(result, json_path, csv_path)
+    out = Path(args.out)
+    with publishing_robustness(out) as gen:  # both files appear at once (docs/audit.md)
+        names = [p.name for p in write_outputs(result, gen)]
+    return print_result(result, *(out / n for n in names))
 
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agefair import audit, eda, train
 from agefair.cli.args import ArgumentParser, positive_int
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import PRESETS
 from agefair.core.errors import run_cli
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    check_output_dir(args.runs, "--runs")
+    check_output_dir(args.out)
 
     common = (["--data", args.data] if args.data else []) + (["--quiet"] if args.quiet else [])
     print("== 1/3 data quality and EDA")
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_args = ["--runs", args.runs, "--out", args.out, "--device", args.device]
     audit_args += ["--thresholds", args.thresholds] if args.thresholds else []
     code = audit.main(audit_args + common)
-    print(f"\nreport: {Path(args.out, 'report.html').resolve()}")
+    print(f"\nreport: {Path(args.out, 'report.html').absolute()}")
     return code
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.core.formatting import format_seconds
@@ -59,6 +60,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_output_dir(args.out)
     cfg = train_config(args)
     if cfg.model.pretrained == "imagenet":
         create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
 from agefair.training.tune import tune, write_tune_report
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     add_data_args(p)
     args = p.parse_args(argv)
+    check_output_dir(args.out)
 
     def trial_config(lr: float, wd: float) -> TrainConfig:
         return load_train_config(args.preset, args.config,
@@ -47,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     base = load_train_config(args.preset, args.config, {"train": {"epochs": args.epochs}})
     request = data_request_from_args(args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)  # fails before the runs, not after
     result = tune(base=base, trial_config=trial_config, variant=args.variant, data_request=request, lrs=args.lrs,
                   weight_decays=args.weight_decays, grid_lrs=args.grid_lrs, limit=args.limit, device=args.device,
                   progress=not args.quiet)

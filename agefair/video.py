@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser
+from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
 from agefair.core.paths import IMAGE_SUFFIXES
 from agefair.inference.tracking import (
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         positive("--max-frames", args.max_frames)
     if args.out and Path(args.out).suffix.lower() not in OUT_CODECS:
         raise AgefairError(f"--out {args.out}: the name must end in {' or '.join(OUT_CODECS)}")
+    if args.out:
+        check_output_file(args.out)
     threads = positive("--threads", args.threads)
     if not args.source.strip().isdigit() and args.source.lower().endswith(IMAGE_SUFFIXES):
         raise AgefairError(f"{args.source}: an image file, not a video (ages of photos: python -m agefair.predict "

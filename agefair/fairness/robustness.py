@@ -35,7 +35,7 @@ from agefair.core.config import (
     RobustnessRule,
 )
 from agefair.core.errors import AgefairError
-from agefair.core.io import atomic_path, write_json_atomic
+from agefair.core.io import atomic_path, write_csv_atomic, write_json_atomic
 from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
 from agefair.data.labels import age_bin
@@ -330,8 +330,7 @@ def csv_frame(result: RobustnessResult) -> pd.DataFrame:
 def write_outputs(result: RobustnessResult, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / JSON_NAME, result.to_json())
-    with atomic_path(out / CSV_NAME) as tmp:
-        csv_frame(result).to_csv(tmp, index=False, float_format="%.4f")
+    write_csv_atomic(out / CSV_NAME, csv_frame(result), float_format="%.4f")  # no formula from a group name
     return out / JSON_NAME, out / CSV_NAME
 
 

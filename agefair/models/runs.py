@@ -23,13 +23,19 @@ def best_checkpoint(runs_dir: Path, variant: str) -> Path:
     return Path(runs_dir) / variant / BEST
 
 
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """Sub-folders of ``runs_dir`` that can be runs: hidden ones are not (``.<variant>.new`` and ``.old``:
+    an --overwrite being written or swapped in, agefair.core.publish)."""
+    return [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
 def find_variants(runs_dir: Path) -> list[str]:
     """Sub-folders of ``runs_dir`` that hold a model.pt, sorted."""
-    return sorted(p.parent.name for p in runs_dir.glob(f"*/{BEST}"))
+    return sorted(p.name for p in _run_folders(runs_dir) if (p / BEST).exists()) if runs_dir.is_dir() else []
 
 def unfinished_runs(runs_dir: Path) -> list[str]:
     """Sub-folders of ``runs_dir`` that hold a run's files (last.pt, config.yaml, history.csv) but no model.pt."""
-    return sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and not (p / BEST).exists()
+    return sorted(p.name for p in _run_folders(runs_dir) if not (p / BEST).exists()
                   and any((p / f).exists() for f in (LAST, CONFIG, HISTORY)))
 
 def note_unfinished(runs_dir: Path) -> None:
@@ -40,7 +46,7 @@ def note_unfinished(runs_dir: Path) -> None:
 
 def pick_best_run(runs_dir: Path) -> tuple[Path, str]:
     """The runs_dir/*/model.pt with the lowest stored val_mae, and a sentence saying why."""
-    candidates = sorted(runs_dir.glob(f"*/{BEST}"))
+    candidates = sorted(runs_dir / v / BEST for v in find_variants(runs_dir))
     if not candidates:
         raise AgefairError(f"no trained model in {runs_dir}/ (no */model.pt); train one with "
                            f"python -m agefair.train or pass --model CKPT")

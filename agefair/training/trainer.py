@@ -8,6 +8,8 @@ config.yaml, split.json and summary.json.
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from agefair.core.config import DataConfig, TrainConfig
 from agefair.core.errors import AgefairError
 from agefair.core.formatting import format_seconds
 from agefair.core.io import write_json_atomic, write_text_atomic
+from agefair.core.publish import recover_swap, staging_path, swap_in
 from agefair.data.prepare import DataRequest, PreparedData
 from agefair.models import runs
 from agefair.models.checkpoint import load_checkpoint, save_checkpoint
@@ -79,7 +82,7 @@ class VariantRun:
     cfg: TrainConfig  # scaled for the process count (scaled_config)
     data_cfg: DataConfig
     data: TrainData
-    out: Path
+    out: Path  # where the run's files are written now: the run folder, or its staging folder (see final)
     rt: Runtime
     ctx: DistContext
     model: torch.nn.Module
@@ -90,6 +93,7 @@ class VariantRun:
     run_meta: dict
     config_dict: dict
     progress: bool
+    final: Path | None = None  # --overwrite of a run: the run folder ``out`` (staging) is swapped into
 
     @property
     def best_path(self) -> Path:
@@ -141,6 +145,7 @@ def train_variant(variant: str, cfg: TrainConfig, *, data_cfg: DataConfig, prepa
         improved = record_epoch(state, epoch, tr, va, lr, seconds)
         if run.ctx.is_main:
             save_epoch(run, state, epoch, improved, va["mae"])
+        run = publish_staged(run)  # --overwrite: the first saved epoch replaces the previous run
         run.ctx.barrier()  # no process starts the next epoch before rank 0 has saved this one
         log_epoch(run, state, epoch, tr, va, lr, seconds, improved, float(np.mean(epoch_times)))
     return finish_run(run, state, stopped_early, time.perf_counter() - run_start)
@@ -151,8 +156,14 @@ def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: P
     """The run folder, the seeded model (wrapped for DDP / torch.compile), optimiser and schedule."""
     progress = options.progress and ctx.is_main
     out = options.out_root / variant
+    if ctx.is_main:
+        tidy_run_folder(out)
+    ctx.barrier()
     if (out / runs.LAST).exists() and not (options.resume or options.overwrite):
         raise AgefairError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start over")
+    final = None
+    if options.overwrite and not options.resume and out.is_dir() and any(out.iterdir()):
+        out, final = staging_path(out), out  # the previous run stays whole until the new one has an epoch
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -180,7 +191,31 @@ def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: P
                         step_per_batch=per_batch, augment=BatchAugment(cfg.augment), progress=progress)
     return VariantRun(variant, cfg, data_cfg, data, out, rt, ctx, model, net, optimizer, scheduler, loop,
                       run_meta(variant, cfg, prepared, options.limit, data, rt, ctx), cfg.model_dump(mode="json"),
-                      progress)
+                      progress, final)
+
+
+def tidy_run_folder(out: Path) -> None:
+    """Before a run folder is used: finish a swap a kill cut short, and remove the staging folder of an
+    interrupted --overwrite (it never holds a saved epoch: it is swapped in at the first; the previous
+    run in ``out`` is intact and is what --resume continues)."""
+    note = recover_swap(out)
+    if note:
+        print(f"agefair: note: {out}: {note}", file=sys.stderr)
+    staged = staging_path(out)
+    if staged.exists():
+        shutil.rmtree(staged)
+        print(f"agefair: note: removed {staged}, left by an interrupted --overwrite before its first epoch "
+              f"(the run in {out} was kept)", file=sys.stderr)
+
+
+def publish_staged(run: VariantRun) -> VariantRun:
+    """With --overwrite of a run: swap the staging folder (now one consistent run) in for the previous
+    run (rank 0); every process then writes to the run folder."""
+    if run.final is None:
+        return run
+    if run.ctx.is_main:
+        swap_in(run.out, run.final)
+    return replace(run, out=run.final, final=None)
 
 
 def run_meta(variant: str, cfg: TrainConfig, prepared: PreparedData, limit: int | None, data: TrainData,
@@ -304,6 +339,7 @@ def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_se
     if run.ctx.is_main:
         write_curves(history, run.out, f"agefair {run.variant}", png=True)
         write_json_atomic(run.out / runs.SUMMARY, summary)
+    run = publish_staged(run)  # no epoch was run (nothing to train): the run is swapped in now
     run.log(f"[{run.variant}] done: best val MAE {state.best_mae:.3f} at epoch {state.best_epoch} of {len(history)}"
             f"{' (early stop)' if stopped_early else ''}; {format_seconds(total)} of training; {run.best_path}")
     return summary
