@@ -11,17 +11,13 @@ when every threshold holds, 1 when any fails (the failing rows are printed), 2 o
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
-from agefair.cli.console import print_leaderboard, print_result, thresholds_text
-from agefair.cli.outputs import check_output_dir, publishing_audit
+from agefair.cli.audit_job import AuditJob, run_audit_job
+from agefair.cli.outputs import check_output_dir
 from agefair.core.config import CONFIG_DIR, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
-from agefair.core.io import write_csv_atomic, write_json_atomic
-from agefair.fairness import robustness
-from agefair.fairness.audit import run_audit
 from agefair.models.runs import select_variants
 
 
@@ -61,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     check_output_dir(args.out)
 
-    started = time.perf_counter()
     fair = load_fairness_config(args.thresholds)
     external = external_args(args.predictions or [], args.name or [])
     runs_dir, variants = None, []
@@ -77,51 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         raise AgefairError(f"--name {clash[0]}: a trained variant has that name; name the predictions otherwise")
 
     prepared, data_cfg = prepare_from_args(args, csv_ok=True)
-    summary, preds, galleries = run_audit(prepared, data_cfg, fair, runs_dir=runs_dir, variants=variants,
-                                          split=args.split, device=args.device, progress=not args.quiet,
-                                          galleries=not args.no_gallery,
-                                          thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"),
-                                          external=external)
-    out = Path(args.out)
-    summary.seconds = time.perf_counter() - started
-    from agefair.reporting.report import render_report
-
-    rob = None
-    if args.robustness:
-        prov = summary.provenance
-        rob = robustness.run_robustness(prepared, data_cfg, fair, runs_dir, variants, prov.split, args.device,
-                                        not args.quiet, thresholds_file=prov.thresholds_file)
-    with publishing_audit(out) as gen:  # every file appears at once, at the end (docs/audit.md)
-        write_json_atomic(gen / "summary.json", summary.to_json())
-        write_csv_atomic(gen / "predictions.csv", preds.drop(columns=["row"]))  # no formula from a file name
-        if rob is not None:
-            robustness.write_outputs(rob, gen)
-        render_report(summary, galleries, gen / "report.html", rob or robustness.load_result(out / robustness.JSON_NAME))
-    if rob is not None:
-        print_result(rob, out / robustness.JSON_NAME, out / robustness.CSV_NAME)
-
-    d = summary.dataset
-    interval = summary.labels == "interval"
-    print(f"audited on {d.name} ({d.path}), {d.split} split, {d.images_in_split} images, "
-          f"{'age-group labels' if interval else 'exact ages'}")
-    print_leaderboard(summary.leaderboard)
-    print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.verdict.items()))
-    if summary.thresholds_not_applicable:
-        print(f"not checked ({'age groups' if interval else 'exact ages'} here): "
-              + "; ".join(f"{r.rule} ({r.reason})" for r in summary.thresholds_not_applicable))
-    print(f"wrote {out / 'report.html'}, {out / 'summary.json'}, {out / 'predictions.csv'} "
-          f"in {summary.seconds:.0f} s")
-    if not summary.passed:
-        print("\nfairness thresholds FAILED:")
-        print(thresholds_text(summary.thresholds, only_failed=True))
-        return 1
-    print(f"all {len(summary.thresholds)} threshold checks passed")
-    if rob is not None and not rob.passed:
-        print(f"robustness thresholds FAILED: {sum(not r.passed for r in rob.thresholds)} of "
-              f"{len(rob.thresholds)} (listed above)")
-        return 1
-    return 0
-
+    job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=Path(args.out),
+                   runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
+                   progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness)
+    return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
 
 if __name__ == "__main__":
     run_cli(main)

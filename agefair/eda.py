@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
+from agefair.cli.console import eda_text
 from agefair.cli.outputs import check_output_dir
 from agefair.core.errors import run_cli
-from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT, write_eda
+from agefair.reporting.eda import write_eda
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared, cfg = prepare_from_args(args)
     out = Path(args.out)
     eda = write_eda(prepared, cfg, out, png=not args.no_png)
-    print(eda.summary)
-    print()
-    print(eda.split_text)
-    print()
-    print(f"wrote {out / PAGE}, {out / QUALITY_JSON}, {out / QUALITY_TXT}"
-          + (f", {', '.join(str(out / p) for p in eda.pngs)}" if eda.pngs else " (no PNGs: no Chromium for kaleido)"))
+    print(eda_text(eda, out))
     return 0
 
 

@@ -9,41 +9,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agefair import audit, eda, train
-from agefair.cli.args import ArgumentParser, positive_int
+from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
+from agefair.cli.audit_job import REPORT, AuditJob, run_audit_job
+from agefair.cli.console import eda_text, training_table_text
 from agefair.cli.outputs import check_output_dir
-from agefair.core.config import PRESETS
+from agefair.core.config import CONFIG_DIR, PRESETS, load_fairness_config, load_train_config
 from agefair.core.errors import run_cli
+from agefair.models.runs import select_variants
+from agefair.reporting.eda import write_eda
+from agefair.training.trainer import train_all
+from agefair.training.variants import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m agefair.run", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu", choices=PRESETS, help="training preset (default: cpu)")
-    p.add_argument("--data", metavar="DIR", help="image folder (default: $AGEFAIR_DATA, else data/UTKFace)")
     p.add_argument("--runs", default="runs", metavar="RUNS_DIR")
     p.add_argument("--out", default="reports", metavar="REPORT_DIR")
     p.add_argument("--epochs", type=positive_int, help="override the preset's epoch count")
     p.add_argument("--limit", type=positive_int, metavar="N", help="train on N training images (quick look)")
     p.add_argument("--thresholds", metavar="FILE")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true")
+    add_data_args(p)
     args = p.parse_args(argv)
     check_output_dir(args.runs, "--runs")
     check_output_dir(args.out)
+    fair = load_fairness_config(args.thresholds)  # a bad config fails now, not after an hour of training
+    cfg = load_train_config(args.preset, None, {"train": {"epochs": args.epochs}} if args.epochs else None)
+    request = data_request_from_args(args)
+    out, runs_dir = Path(args.out), Path(args.runs)
 
-    common = (["--data", args.data] if args.data else []) + (["--quiet"] if args.quiet else [])
     print("== 1/3 data quality and EDA")
-    eda.main(common + ["--out", args.out])
+    prepared = request.prepare()
+    print(eda_text(write_eda(prepared, request.data_cfg, out), out))
     print("\n== 2/3 training every variant (resumes finished or interrupted runs)")
-    train_args = ["--variant", "all", "--preset", args.preset, "--out", args.runs, "--resume", "--device", args.device]
-    train_args += (["--epochs", str(args.epochs)] if args.epochs is not None else []) + \
-        (["--limit", str(args.limit)] if args.limit is not None else [])
-    train.main(train_args + common)
+    summaries = train_all(variants=list(VARIANTS), cfg=cfg, data_request=request, out_dir=runs_dir, limit=args.limit,
+                          device=args.device, resume=True, progress=not args.quiet)
+    print("\n" + training_table_text(summaries))
     print("\n== 3/3 audit")
-    audit_args = ["--runs", args.runs, "--out", args.out, "--device", args.device]
-    audit_args += ["--thresholds", args.thresholds] if args.thresholds else []
-    code = audit.main(audit_args + common)
-    print(f"\nreport: {Path(args.out, 'report.html').absolute()}")
+    job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=out,
+                   runs_dir=runs_dir, variants=select_variants(runs_dir, None), device=args.device,
+                   progress=not args.quiet)
+    code = run_audit_job(job, prepared=prepared, data_cfg=request.data_cfg)
+    print(f"\nreport: {(out / REPORT).absolute()}")
     return code
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 
 from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
+from agefair.cli.console import training_table_text
 from agefair.cli.outputs import check_output_dir
 from agefair.core.config import PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import run_cli
-from agefair.core.formatting import format_seconds
 from agefair.models.network import create_model
 from agefair.training.distributed import (
     init_distributed,
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutdown_distributed()
     if len(summaries) > 1 and ctx.is_main:
-        print("\nvariant      best val MAE  epoch  epochs  time")
-        for s in summaries:
-            print(f"{s['variant']:<12} {s['best_val_mae']:>12.3f}  {s['best_epoch']:>5}  {s['epochs_run']:>6}  "
-                  f"{format_seconds(s['seconds'])}")
+        print("\n" + training_table_text(summaries))
     return 0
 
 

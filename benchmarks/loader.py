@@ -21,14 +21,14 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from agefair.training.augment import BatchAugment
 from agefair.core.config import AugmentSection, load_data_config
+from agefair.core.errors import run_cli
+from agefair.core.paths import resolve_data_dir
 from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache, load_face
 from agefair.data.prepare import prepare
-from agefair.core.errors import run_cli
 from agefair.models.network import to_input
-from agefair.core.paths import resolve_data_dir
+from agefair.training.augment import BatchAugment
 
 
 def timed(fn) -> float:

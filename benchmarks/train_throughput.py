@@ -17,9 +17,9 @@ import time
 import torch
 
 from agefair.core.config import load_train_config
-from agefair.models.runtime import make_runtime, per_sample_loss
 from agefair.core.errors import run_cli
 from agefair.models.network import create_model
+from agefair.models.runtime import make_runtime, per_sample_loss
 
 
 def step_rate(cfg, device: str, precision: str, channels_last: bool, batch: int, steps: int,
@@ -44,9 +44,12 @@ def step_rate(cfg, device: str, precision: str, channels_last: bool, batch: int,
         loss = per_sample_loss(model, out, y.to(rt.device), "l1").mean()
         opt.zero_grad(set_to_none=True)
         if scaler:
-            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         else:
-            loss.backward(); opt.step()
+            loss.backward()
+            opt.step()
 
     for _ in range(3 if compile_model else 2):  # compiling happens in the first steps
         one()

@@ -35,14 +35,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agefair.models.checkpoint import save_checkpoint  # noqa: E402
 from agefair.core.config import ModelConfig, TrainConfig  # noqa: E402
 from agefair.core.errors import AgefairError, run_cli  # noqa: E402
-from agefair.inference.estimator import load_estimator  # noqa: E402
 from agefair.data.faces import chip_region, detect_faces  # noqa: E402
 from agefair.data.images import ImageReadError, open_rgb  # noqa: E402
+from agefair.inference.estimator import load_estimator  # noqa: E402
 from agefair.inference.tracking import TRACKERS, iou  # noqa: E402
 from agefair.inference.video import DEFAULT_THREADS, VideoSettings, process_video, stage_report  # noqa: E402
+from agefair.models.checkpoint import save_checkpoint  # noqa: E402
 
 W, H, FPS = 640, 480, 30.0
 DEFAULT_DATA = "../shared/datasets/utkface/images"

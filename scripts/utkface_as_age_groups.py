@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from agefair.core.config import load_data_config
-from agefair.data.prepare import prepare
 from agefair.core.errors import AgefairError, run_cli
 from agefair.core.io import atomic_path
 from agefair.core.paths import resolve_data_dir
+from agefair.data.prepare import prepare
 
 FAIRFACE_EDGES = [0, 3, 10, 20, 30, 40, 50, 60, 70]
 FAIRFACE_LABELS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]

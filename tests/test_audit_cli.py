@@ -9,7 +9,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from train_helpers import REPO_ROOT, make_train_folder, subprocess_env, write_override
 
 VARIANTS = ["baseline", "oversample", "weighted", "lds"]

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-
 from train_helpers import REPO_ROOT, face_image, make_train_folder, subprocess_env, write_override
+
 from agefair.core.config import DataConfig
 from agefair.data.age_groups import interval_error
 from agefair.data.prepare import prepare

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from agefair.training.augment import BatchAugment
 from agefair.core.config import AugmentSection
+from agefair.training.augment import BatchAugment
 
 OFF = dict(hflip=False, rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
 

@@ -57,14 +57,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
-
 from conftest import jpeg_bytes, make_utk_folder, utk_name
+from PIL import Image
 from train_helpers import REPO_ROOT, make_train_folder, subprocess_env, train_settings, write_override  # noqa: F401
 
-from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
 from agefair.core.errors import run_cli
+from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
 
 SIZE = 32

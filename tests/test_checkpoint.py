@@ -8,12 +8,11 @@ import pickle
 
 import pytest
 import torch
-
 import train_helpers  # noqa: F401  (one torch thread)
 
-from agefair.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
 from agefair.core.errors import AgefairError
+from agefair.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from agefair.models.network import create_model
 
 SMALL = TrainConfig.model_validate({"model": {"backbone": "resnet18", "image_size": 32, "head": "regression"}})

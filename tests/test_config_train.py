@@ -5,8 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-
-from train_helpers import train_settings, train_env, write_override  # noqa: F401
+from train_helpers import train_env, train_settings, write_override  # noqa: F401
 
 from agefair.core.config import CONFIG_DIR, PRESETS, TrainConfig, load_train_config
 from agefair.core.errors import AgefairError, run_cli

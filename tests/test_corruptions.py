@@ -7,12 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
-
 import train_helpers  # noqa: F401  (one torch thread)
 
 from agefair.core.config import CORRUPTION_NAMES
-from agefair.fairness.corruptions import (CORRUPTIONS, EYES_CENTRE, EYES_SIZE, MOUTH_CENTRE, MOUTH_SIZE, SEVERITIES, corrupt,
-                                 motion_kernels, patch_box)
+from agefair.fairness.corruptions import (
+    CORRUPTIONS,
+    EYES_CENTRE,
+    EYES_SIZE,
+    MOUTH_CENTRE,
+    MOUTH_SIZE,
+    SEVERITIES,
+    corrupt,
+    motion_kernels,
+    patch_box,
+)
 
 N, S = 6, 48
 

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import face_array, jpeg_bytes
 from PIL import Image
 
-from conftest import face_array, jpeg_bytes
 from agefair.core.config import DataConfig, DatasetConfig, ThresholdRule, load_dataset_config, validate
+from agefair.core.errors import AgefairError
 from agefair.data.age_groups import interval_error, parse_age_group
 from agefair.data.prepare import prepare
-from agefair.core.errors import AgefairError
 from agefair.fairness.external import Matcher
 from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics
 from agefair.fairness.thresholds import judge, not_applicable

@@ -12,16 +12,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import make_utk_folder
 
-from agefair.models.checkpoint import save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
 from agefair.core.errors import run_cli
+from agefair.export import main as export_main
 from agefair.inference.estimator import OnnxEstimator, TorchEstimator, load_estimator
 from agefair.inference.onnx import PARITY_TOLERANCE
-from agefair.export import main as export_main
+from agefair.models.checkpoint import save_checkpoint
 from agefair.models.network import create_model
 from agefair.predict import main as predict_main
-from conftest import make_utk_folder
 
 SIZE = 32
 

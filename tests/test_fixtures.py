@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from agefair.data.labels import parse_name
-
 from conftest import build_bad_folder, make_utk_folder
+
+from agefair.data.labels import parse_name
 
 
 def test_make_utk_folder_deterministic(tmp_path):

@@ -20,12 +20,21 @@ import torch
 from PIL import Image
 
 import agefair.models.gradcam as gradcam
-from agefair.models.checkpoint import save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
 from agefair.core.errors import run_cli
 from agefair.explain import main as explain_main
-from agefair.models.gradcam import (AgeTarget, gallery, heatmaps, heatmaps_and_ages, label_text, overlay, png_data_uri,
-                             tile, worst_errors)
+from agefair.models.checkpoint import save_checkpoint
+from agefair.models.gradcam import (
+    AgeTarget,
+    gallery,
+    heatmaps,
+    heatmaps_and_ages,
+    label_text,
+    overlay,
+    png_data_uri,
+    tile,
+    worst_errors,
+)
 from agefair.models.network import AgeModel, create_model, to_input
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -26,10 +26,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from train_helpers import REPO_ROOT, subprocess_env, train_env, train_settings  # noqa: F401
 
-from agefair import audit, predict, train
+from agefair import predict, train
 from agefair.models.checkpoint import load_checkpoint
 from agefair.models.runs import find_variants, unfinished_runs
 

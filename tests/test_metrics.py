@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agefair.cli.console import thresholds_text as table_text
 from agefair.core.config import FairnessConfig, ThresholdRule, load_fairness_config, validate
 from agefair.core.errors import AgefairError
 from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
-from agefair.cli.console import thresholds_text as table_text
 from agefair.fairness.result import Check
 from agefair.fairness.thresholds import judge
 

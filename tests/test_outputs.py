@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_bad_inputs import _drop_read_override, cli, one_line_error
+from train_helpers import REPO_ROOT, subprocess_env
 
 from agefair.cli.outputs import check_output_dir, check_output_file
 from agefair.core.errors import AgefairError
-from test_bad_inputs import _drop_read_override, cli, one_line_error
-from train_helpers import REPO_ROOT, subprocess_env
 
 # command -> (arguments before the output path, the output flag, whether it names a folder)
 COMMANDS = {

@@ -18,15 +18,22 @@ import pytest
 import torch
 from PIL import Image
 
-from agefair.models.checkpoint import save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
-from agefair.data.image_cache import load_face
 from agefair.core.errors import AgefairError, run_cli
-from agefair.data.faces import (BOX_TO_CHIP, CENTRE_SHIFT, chip_region, crop_verdict, detect_faces, looks_like_crop,
-                           utk_crop)
+from agefair.data.faces import (
+    BOX_TO_CHIP,
+    CENTRE_SHIFT,
+    chip_region,
+    crop_verdict,
+    detect_faces,
+    looks_like_crop,
+    utk_crop,
+)
+from agefair.data.image_cache import load_face
 from agefair.data.images import open_rgb
-from agefair.models.network import create_model
 from agefair.inference.photos import collect_files, whole_image
+from agefair.models.checkpoint import save_checkpoint
+from agefair.models.network import create_model
 from agefair.models.runs import pick_best_run
 from agefair.predict import main
 

@@ -1,17 +1,15 @@
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_bad_folder, jpeg_bytes, make_utk_folder, utk_name
 from PIL import Image
 
 from agefair.core.config import DataConfig
 from agefair.data import scan as scan_mod
 from agefair.data.quality import ACTIONS, MANIFEST_COLUMNS, assess, manifest_hash, report_dict, summary_text
 from agefair.data.scan import COLUMNS, scan_folder
-
-from conftest import build_bad_folder, jpeg_bytes, make_utk_folder, utk_name
-
-import numpy as np
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ import pytest
 from PIL import Image
 from plotly.offline import get_plotlyjs
 
-from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
 from agefair.core.config import ThresholdRule
+from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
 from agefair.fairness.metrics import AuditSettings, audit_variant, shot_labels
-from agefair.reporting.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
 from agefair.fairness.thresholds import judge
+from agefair.reporting.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
 
 AGE_BINS = [0, 10, 20, 30, 40, 50, 60, 70, 200]
 AGE_LABELS = ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
@@ -118,7 +118,7 @@ def synthetic_robustness(variants: dict[str, tuple[float, float]] = VARIANTS, su
             for k, (c, s) in enumerate(conds[1:])}
     results = evaluate(base, preds, conds, SETTINGS, ["ethnicity", "gender", "age_bin"])
     sha = {v: _d(_d(_d(summary).get("variants")).get(v)).get("training", {}).get("checkpoint_sha256", "ab" * 32)
-           for v in variants} if summary else {v: "ab" * 32 for v in variants}
+           for v in variants} if summary else dict.fromkeys(variants, "ab" * 32)
     for v in results:
         results[v] = {"checkpoint": f"runs/{v}/model.pt", "checkpoint_sha256": sha[v], "image_size": 48} | results[v]
     rules = [RobustnessRule(metric="mae_increase", max=3.0, max_severity=3),

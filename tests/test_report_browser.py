@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from test_report import fake_galleries, synthetic_robustness, synthetic_summary
 
 from agefair.reporting.report import chart_ids, render_report
-from test_report import fake_galleries, synthetic_robustness, synthetic_summary
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROMIUM = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)

@@ -16,7 +16,6 @@ import shlex
 
 import pytest
 import yaml
-
 from train_helpers import make_train_folder, train_settings, write_override  # noqa: F401 (autouse: 1 thread, no PNG)
 
 from agefair.core.errors import run_cli

@@ -16,14 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from train_helpers import make_train_folder, train_settings, write_override  # noqa: F401 (autouse: 1 thread, no PNG)
 
 from agefair.core.config import FairnessConfig, RobustnessRule, validate
 from agefair.core.errors import AgefairError, run_cli
-from agefair.reporting.report import SECTIONS, chart_ids, render_html
 from agefair.fairness.result import RobustnessResult
 from agefair.fairness.robustness import judge_rules, worst_gaps
+from agefair.reporting.report import SECTIONS, chart_ids, render_html
 from agefair.reporting.robustness import with_section
 
 CORRUPTIONS = ["darker", "gaussian_blur", "occlude_eyes"]
@@ -101,7 +100,7 @@ def test_json_structure_and_numbers_match_the_cached_predictions(env, first):
     rows = np.flatnonzero(prepared.manifest["split"].to_numpy() == "test")
     m = prepared.manifest.iloc[rows]
     ages = m["age"].to_numpy(float)
-    for v, res in first["variants"].items():
+    for res in first["variants"].values():
         assert len(res["conditions"]) == len(CORRUPTIONS) * len(SEVERITIES)
         clean = cached(env, res, "clean", 0)
         assert res["clean"]["mae"] == pytest.approx(np.abs(clean - ages).mean(), abs=1e-6)
@@ -122,8 +121,8 @@ def test_json_structure_and_numbers_match_the_cached_predictions(env, first):
                 lo, hi = gs["gap_ci"]
                 assert lo <= hi
     # the clean condition is exactly what the audit predicts
-    from agefair.models.runtime import make_runtime
     from agefair.fairness.model_predictions import predict_variant
+    from agefair.models.runtime import make_runtime
 
     pred, _ = predict_variant("baseline", env / "runs" / "baseline" / "model.pt", prepared, load_data_config(), "test",
                               make_runtime("cpu"), progress=False)

@@ -4,15 +4,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_utk_folder
 
 from agefair.core.config import DataConfig, SplitConfig
+from agefair.core.errors import AgefairError
 from agefair.data import split as split_mod
 from agefair.data.prepare import prepare
 from agefair.data.quality import manifest_hash
 from agefair.data.split import SPLITS, load_or_make_split, make_split, split_paths
-from agefair.core.errors import AgefairError
-
-from conftest import make_utk_folder
 
 ETH = np.array(["White", "Black", "Asian", "Indian", "Others"])
 

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from train_helpers import HISTORY_COLUMNS, RUN_FILES, read_history, run_train_cli, train_env, train_settings  # noqa: F401
 
-from train_helpers import (HISTORY_COLUMNS, RUN_FILES, read_history, run_train_cli,  # noqa: F401
-                           train_env, train_settings)
-
-from agefair.models.checkpoint import model_from_checkpoint
 from agefair.core.config import load_data_config
 from agefair.data.image_cache import build_image_cache, load_face
 from agefair.data.prepare import prepare
+from agefair.models.checkpoint import model_from_checkpoint
 from agefair.models.network import to_input
 from agefair.train import main
 from agefair.training.variants import VARIANTS

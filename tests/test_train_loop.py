@@ -8,15 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from train_helpers import train_settings, read_history, train_env  # noqa: F401
+from train_helpers import read_history, train_env, train_settings  # noqa: F401
 
 import agefair.training.trainer
 from agefair.core.config import load_train_config
 from agefair.core.errors import AgefairError, run_cli
 from agefair.train import main
 from agefair.training.optim import make_scheduler
-
 
 # --------------------------------------------------------------------------- determinism
 

@@ -10,8 +10,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-
-from train_helpers import train_settings, popen_train_cli, read_history, train_env  # noqa: F401
+from train_helpers import popen_train_cli, read_history, train_env, train_settings  # noqa: F401
 
 from agefair.core.errors import AgefairError
 from agefair.train import main

@@ -8,7 +8,6 @@ import sys
 
 import pandas as pd
 import yaml
-
 from train_helpers import REPO_ROOT, make_train_folder, subprocess_env, write_override
 
 

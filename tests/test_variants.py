@@ -6,14 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 import train_helpers  # noqa: F401  (one torch thread)
 
 from agefair.core.config import DataConfig, ImbalanceConfig, TrainConfig
 from agefair.data.labels import age_bin_index
 from agefair.models.runtime import make_runtime
-from agefair.training.distributed import DistContext, ShardedEpochSampler
 from agefair.training.batches import TrainData, loss_weight_table, train_loader
+from agefair.training.distributed import DistContext, ShardedEpochSampler
 from agefair.training.variants import VARIANTS, bin_frequency_weights, lds_weights
 
 EDGES = DataConfig().age_bins  # [0, 10, ..., 70]: 8 bins, the last one 70+
@@ -97,7 +96,7 @@ def test_lds_weights_match_the_documented_formula():
 def test_lds_smooths_an_isolated_gap():
     # 100 samples at every age 25-45 except age 35, which has one: inverse frequency would weigh
     # it 100x (or 10x under a square root); LDS borrows density from its neighbours.
-    counts = {a: 100 for a in range(25, 46)}
+    counts = dict.fromkeys(range(25, 46), 100)
     counts[35] = 1
     ages = ages_with_counts(counts)
     w = lds_weights(ages, sigma=2.0, kernel_size=5)
@@ -107,7 +106,7 @@ def test_lds_smooths_an_isolated_gap():
 
 
 def test_lds_tail_ages_weigh_more_than_the_bulk():
-    ages = ages_with_counts({**{a: 50 for a in range(20, 40)}, **{a: 2 for a in range(70, 90)}})
+    ages = ages_with_counts({**dict.fromkeys(range(20, 40), 50), **dict.fromkeys(range(70, 90), 2)})
     w = lds_weights(ages, sigma=2.0, kernel_size=5)
     assert w[ages >= 70].min() > w[ages < 40].max()
 

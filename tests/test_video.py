@@ -16,14 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
-from agefair.models.checkpoint import save_checkpoint
 from agefair.core.config import ModelConfig, TrainConfig
 from agefair.core.errors import run_cli
-from agefair.inference.estimator import load_estimator
 from agefair.data.faces import chip_region
-from agefair.models.network import create_model
+from agefair.inference.estimator import load_estimator
 from agefair.inference.tracking import FlowMotion, Track, associate, iou
 from agefair.inference.video import VideoSettings, process_video
+from agefair.models.checkpoint import save_checkpoint
+from agefair.models.network import create_model
 from agefair.video import main
 
 SIZE = 32

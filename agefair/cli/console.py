@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from agefair.core.formatting import format_seconds  # noqa: F401  (re-exported for the commands)
+from agefair.core.formatting import format_seconds
 from agefair.fairness.result import (
     Check,
     ExactRow,
@@ -129,3 +129,20 @@ def print_result(result: RobustnessResult, json_path: Path, csv_path: Path) -> i
             return 1
         print(f"all {len(result.thresholds)} robustness checks passed")
     return 0
+
+
+def training_table_text(summaries: list[dict]) -> str:
+    """One line per trained variant: best validation MAE, its epoch, epochs run, training time."""
+    lines = ["variant      best val MAE  epoch  epochs  time"]
+    for s in summaries:
+        lines.append(f"{s['variant']:<12} {s['best_val_mae']:>12.3f}  {s['best_epoch']:>5}  {s['epochs_run']:>6}  "
+                     f"{format_seconds(s['seconds'])}")
+    return "\n".join(lines)
+
+
+def eda_text(eda, out: Path) -> str:
+    """What python -m agefair.eda prints: the data-quality summary, the split counts, the files written."""
+    from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
+
+    pngs = (f", {', '.join(str(out / p) for p in eda.pngs)}" if eda.pngs else " (no PNGs: no Chromium for kaleido)")
+    return f"{eda.summary}\n\n{eda.split_text}\n\nwrote {out / PAGE}, {out / QUALITY_JSON}, {out / QUALITY_TXT}{pngs}"

@@ -40,7 +40,7 @@ class SplitConfig(StrictModel):
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> "SplitConfig":
+    def _sums_to_one(self) -> SplitConfig:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1, got {total:g}")
@@ -57,7 +57,7 @@ class DataConfig(StrictModel):
     split: SplitConfig = SplitConfig()
 
     @model_validator(mode="after")
-    def _bins_increase(self) -> "DataConfig":
+    def _bins_increase(self) -> DataConfig:
         if self.age_bins[0] != 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:])):
             raise ValueError("age_bins must start at 0 and increase strictly")
         return self
@@ -122,7 +122,7 @@ class DatasetColumns(StrictModel):
     attributes: list[str] | None = None
 
     @model_validator(mode="after")
-    def _one_age(self) -> "DatasetColumns":
+    def _one_age(self) -> DatasetColumns:
         if self.age is not None and self.age_group is not None:
             raise ValueError("give age (exact ages) or age_group (intervals), not both")
         return self
@@ -285,7 +285,7 @@ class ThresholdRule(StrictModel):
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ThresholdRule":
+    def _consistent(self) -> ThresholdRule:
         if (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max or min")
         if self.metric == "age_bin_spread":
@@ -328,7 +328,7 @@ class RobustnessRule(StrictModel):
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RobustnessRule":
+    def _consistent(self) -> RobustnessRule:
         if self.metric.startswith("group_gap") and self.grouping is None:
             raise ValueError(f"metric {self.metric} needs a grouping ({', '.join(ROBUSTNESS_GROUPINGS)})")
         if self.metric.startswith("mae") and self.grouping is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import platform
 import shlex
 import subprocess
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from agefair import __version__
 

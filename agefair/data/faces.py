@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile

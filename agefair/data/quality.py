@@ -25,8 +25,8 @@ duplicate_conflicting  byte-identical files whose labels disagree      whole gro
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 

@@ -17,8 +17,8 @@ Between detections a track's box is moved by one of three trackers (``TRACKERS``
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

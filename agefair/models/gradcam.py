@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np

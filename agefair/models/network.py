@@ -9,7 +9,7 @@ Inputs are float images in [0, 1], NCHW; ``to_input`` turns the datasets' uint8 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -4,8 +4,8 @@ variant), backward, step; running sums stay on the device and are read every few
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader

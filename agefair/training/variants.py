@@ -5,8 +5,8 @@ Adding a variant is a few lines: write the weight function(s) and register a ``V
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -57,8 +57,8 @@ def _lds(ages, edges, cfg):
 class Variant:
     name: str
     description: str
-    sampling_weights: Optional[WeightFn] = None  # -> WeightedRandomSampler over the training set
-    loss_weights: Optional[WeightFn] = None  # -> per-sample loss weights (mean 1)
+    sampling_weights: WeightFn | None = None  # -> WeightedRandomSampler over the training set
+    loss_weights: WeightFn | None = None  # -> per-sample loss weights (mean 1)
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [

@@ -1,0 +1,86 @@
+"""The audit as the commands run it (``python -m agefair.audit`` and the audit step of
+``python -m agefair.run``): audit, optional robustness, publish the files together, print, exit code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agefair.cli.console import print_leaderboard, print_result, thresholds_text
+from agefair.cli.outputs import publishing_audit
+from agefair.core.config import DataConfig, FairnessConfig
+from agefair.core.io import write_csv_atomic, write_json_atomic
+from agefair.data.prepare import PreparedData
+from agefair.fairness import robustness
+from agefair.fairness.audit import run_audit
+from agefair.fairness.result import AuditSummary, RobustnessResult
+from agefair.reporting.report import render_report
+
+SUMMARY, PREDICTIONS, REPORT = "summary.json", "predictions.csv", "report.html"
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """What to audit and where the files go (every field as the audit command's options say)."""
+
+    fair: FairnessConfig
+    thresholds_file: str
+    out: Path
+    runs_dir: Path | None = None
+    variants: list[str] = field(default_factory=list)
+    external: list[tuple[Path, str]] = field(default_factory=list)
+    split: str | None = None
+    device: str = "auto"
+    progress: bool = True
+    galleries: bool = True
+    robustness: bool = False
+
+
+def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig) -> int:
+    """Audit, write, print; the exit code (0 every threshold holds, 1 one failed)."""
+    started = time.perf_counter()
+    summary, preds, galleries = run_audit(
+        prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
+        device=job.device, progress=job.progress, galleries=job.galleries, thresholds_file=job.thresholds_file,
+        external=job.external)
+    summary.seconds = time.perf_counter() - started
+    rob = None
+    if job.robustness:
+        prov = summary.provenance
+        rob = robustness.run_robustness(prepared, data_cfg, job.fair, job.runs_dir, job.variants, prov.split,
+                                        job.device, job.progress, thresholds_file=prov.thresholds_file)
+    with publishing_audit(job.out) as gen:  # every file appears at once, at the end (docs/audit.md)
+        write_json_atomic(gen / SUMMARY, summary.to_json())
+        write_csv_atomic(gen / PREDICTIONS, preds.drop(columns=["row"]))  # no formula from a file name
+        if rob is not None:
+            robustness.write_outputs(rob, gen)
+        render_report(summary, galleries, gen / REPORT,
+                      rob or robustness.load_result(job.out / robustness.JSON_NAME))
+    if rob is not None:
+        print_result(rob, job.out / robustness.JSON_NAME, job.out / robustness.CSV_NAME)
+    return print_audit(summary, job.out, rob)
+
+
+def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) -> int:
+    """The leaderboard, the verdict and the failed thresholds; the exit code."""
+    d = summary.dataset
+    interval = summary.labels == "interval"
+    print(f"audited on {d.name} ({d.path}), {d.split} split, {d.images_in_split} images, "
+          f"{'age-group labels' if interval else 'exact ages'}")
+    print_leaderboard(summary.leaderboard)
+    print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.verdict.items()))
+    if summary.thresholds_not_applicable:
+        print(f"not checked ({'age groups' if interval else 'exact ages'} here): "
+              + "; ".join(f"{r.rule} ({r.reason})" for r in summary.thresholds_not_applicable))
+    print(f"wrote {out / REPORT}, {out / SUMMARY}, {out / PREDICTIONS} in {summary.seconds:.0f} s")
+    if not summary.passed:
+        print("\nfairness thresholds FAILED:")
+        print(thresholds_text(summary.thresholds, only_failed=True))
+        return 1
+    print(f"all {len(summary.thresholds)} threshold checks passed")
+    if rob is not None and not rob.passed:
+        print(f"robustness thresholds FAILED: {sum(not r.passed for r in rob.thresholds)} of "
+              f"{len(rob.thresholds)} (listed above)")
+        return 1
+    return 0
