@@ -135,14 +135,16 @@ def test_constant_schedule_has_no_scheduler():
 
 
 def test_cli_override_errors_name_the_key(train_env, capsys):
+    # --seed -1 gets past the parser (an int) and is refused by the config's validation (seed >= 0);
+    # --epochs 0 is refused earlier, by the parser itself (test_bad_inputs_cli.py)
     with pytest.raises(SystemExit) as exc:
-        run_cli(main, train_env.args("baseline", 0, out=train_env.root / "zero-epochs"))
+        run_cli(main, train_env.args("baseline", 1, "--seed", "-1", out=train_env.root / "bad-seed"))
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("agefair: error:") and "train.epochs" in err and err.count("\n") == 1
+    assert err.startswith("agefair: error:") and "train.seed" in err and err.count("\n") == 1
 
 
 def test_cli_override_errors_do_not_blame_the_config_file(train_env):
     with pytest.raises(AgefairError) as exc:
-        main(train_env.args("baseline", 0, out=train_env.root / "zero-epochs"))
+        main(train_env.args("baseline", 1, "--seed", "-1", out=train_env.root / "bad-seed"))
     assert str(train_env.config) not in str(exc.value)

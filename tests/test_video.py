@@ -206,11 +206,11 @@ def test_bad_options_are_one_line_exit_2(face_clip, checkpoint, tmp_path, capsys
                   ["--model", str(tmp_path / "nope.pt")], ["--threads", "0"]):
         code, out, err = run([str(clip), "--model", str(checkpoint), *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("agefair: error:"), (extra, err)
-    # an output folder that cannot be made: found when writing starts, after the model line
+    # an output folder that cannot be made (under a file): refused before any work (agefair/cli/outputs.py)
     target = tmp_path / "file" / "out.mp4"
     code, out, err = run([str(clip), "--model", str(checkpoint), "--out", str(target), "--max-frames", "2"], capsys)
-    assert code == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith(f"agefair: error: {target}: cannot write")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and out == ""
+    assert err.startswith(f"agefair: error: --out {target}") and "is a file, not a folder" in err
     assert not target.parent.is_dir()
 
 
