@@ -342,7 +342,7 @@ class ThresholdRule(StrictModel):
             return self.name
         what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
         where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
-        return f"{what}{where}" + (f" at {self.gate}" if self.gate else "")
+        return (f"{self.gate} " if self.gate else "") + f"{what}{where}"
 
 
 class FairnessConfig(StrictModel):
