@@ -22,6 +22,7 @@ from train_helpers import REPO_ROOT, face_image, make_train_folder, subprocess_e
 from agefair.core.config import DataConfig
 from agefair.data.age_groups import interval_error
 from agefair.data.prepare import prepare
+from agefair.fairness.result import load_summary
 
 GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
 
@@ -162,7 +163,24 @@ def test_cross_dataset_audit_on_age_groups_with_custom_attributes(trained):
         assert {g["group"] for g in audit_["groupings"]["sex"]["groups"]} == {"F", "M"}
     assert set(preds.loc[preds["variant"] == "ext", "age_group"]) >= {"0-2", "70+"}
 
+    # the age gates, on the rows they can judge: a group straddling a boundary is excluded and counted
+    typed = load_summary(trained / "rep_groups" / "summary.json")  # the written JSON parses as the typed summary
+    for model in ("baseline", "ext"):
+        gates = typed.audit(model).gates
+        assert {r.grouping for r in gates} == {"overall", "sex", "skin_tone", "sex x skin_tone"}  # no age grouping
+        c25 = next(r for r in gates if r.gate.name == "challenge-25" and r.grouping == "overall")
+        p = preds[preds["variant"] == model]
+        straddling = ((p["age_lo"] < 18) & (p["age_hi"] > 18)).sum()
+        g = c25.groups[0]
+        assert c25.labels == "interval" and straddling > 0
+        assert g.n_excluded == straddling and g.n_kept + g.n_excluded == g.n_rows == len(p)
+        assert g.false_pass.n == (p["age_hi"] <= 18).sum() and g.false_challenge.n == (p["age_lo"] >= 18).sum()
+        assert c25.curves is not None and len(c25.curves.challenge_ages) == 41
+        assert next(r for r in gates if r.grouping == "sex x skin_tone").curves is None  # kept for one attribute only
+
     html = (trained / "rep_groups" / "report.html").read_text()
+    for needle in ("<h2>Age gates</h2>", "chart-gate-challenge-25-0", "excluded rows", "straddl"):
+        assert needle.lower() in html.lower(), needle
     for needle in ("in age group", "Every number below comes from", "chart-group-sex", "chart-group-skin-tone",
                    "chart-group-age-group-x-sex", "Share in age group", "cross-dataset evaluation",
                    "2 without a face found (no prediction)", "Grad-CAM galleries were skipped: galleries rank errors"):

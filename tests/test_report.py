@@ -23,8 +23,9 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 
 from agefair.core.config import ThresholdRule
+from agefair.fairness.gates import gate_summaries
 from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
-from agefair.fairness.metrics import AuditSettings, audit_variant, shot_labels
+from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, shot_labels
 from agefair.fairness.thresholds import judge
 from agefair.reporting.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
 
@@ -39,6 +40,7 @@ RULES = [
     ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=1.5, judge="ci_lower"),
     ThresholdRule(metric="cs5", grouping="overall", statistic="value", min=0.2),
     ThresholdRule(metric="age_bin_spread", max=6.0),  # interval is NaN: shows as '–'
+    ThresholdRule(metric="false_pass", gate="challenge-25", grouping="ethnicity", statistic="worst_group", max=0.5),
 ]
 
 
@@ -66,6 +68,7 @@ def synthetic_summary(variants: dict[str, tuple[float, float]] = VARIANTS, rules
         preds[v] = synthetic_predictions(v, bias, sd)
         audits[v] = audit_variant(preds[v], SETTINGS)
         audits[v]["by_age"] = by_age(preds[v])
+        audits[v]["gates"] = gate_summaries(preds[v], groupings=GROUPINGS, settings=SETTINGS)
     checks = judge(rules, audits)
     board = leaderboard(audits, checks)  # typed rows (their NaNs read as None)
 

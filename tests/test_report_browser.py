@@ -129,6 +129,16 @@ def test_every_chart_rendered(rendered):
     assert not empty, f"charts that did not render: {empty}"
 
 
+def test_age_gate_charts_rendered(rendered):
+    """The "Age gates" section's charts (one per model and threshold gate) render like every other chart."""
+    _, source, dom, _, _ = rendered
+    assert '<section id="gates">' in source and '<a href="#gates"' in source
+    gates = [c for c in chart_ids(source) if c.startswith("chart-gate-")]
+    assert len(gates) == 9  # 3 models x 3 threshold gates
+    charts = scan(dom).charts
+    assert all(charts[c]["plots"] == 1 and charts[c]["svgs"] >= 1 for c in gates)
+
+
 def test_no_console_errors_and_no_network(rendered):
     _, _, dom, stderr, _ = rendered
     assert console_messages(stderr) == []

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agefair.cli.console import print_leaderboard, print_result, thresholds_text
+from agefair.cli.console import gates_text, print_leaderboard, print_result, thresholds_text
 from agefair.cli.outputs import publishing_audit
 from agefair.core.config import DataConfig, FairnessConfig
 from agefair.core.io import write_csv_atomic, write_json_atomic
@@ -70,6 +70,9 @@ def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) 
           f"{'age-group labels' if interval else 'exact ages'}")
     print_leaderboard(summary.leaderboard)
     print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.verdict.items()))
+    if gates := gates_text(summary):
+        print("age gates (worst group's false pass; the largest difference in the challenge age groups need):")
+        print(gates)
     if summary.thresholds_not_applicable:
         print(f"not checked ({'age groups' if interval else 'exact ages'} here): "
               + "; ".join(f"{r.rule} ({r.reason})" for r in summary.thresholds_not_applicable))

@@ -9,7 +9,9 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from agefair.core.formatting import format_seconds
+from agefair.fairness.gate_types import ThresholdGateSummary
 from agefair.fairness.result import (
+    AuditSummary,
     Check,
     ExactRow,
     GapRow,
@@ -51,6 +53,36 @@ def print_leaderboard(board: list[ExactRow | IntervalRow] | list[dict]) -> None:
         spread = f"{r.age_bin_spread:.2f}" if r.age_bin_spread is not None else "-"
         print(f"{r.variant:<{w}} {r.mae:>6.2f} {_ci(r.mae_ci):>15} {wg[:38]:>38} {gap:>9} {spread:>10}  "
               f"{r.rules_passed}/{r.rules}")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def gates_text(summary: AuditSummary) -> str:
+    """Per model and threshold gate: the group most often let through (its false pass, interval and n) and the
+    largest difference between groups' buffers (the challenge age each needs), over the attribute groupings."""
+    lines = []
+    for v, entry in summary.variants.items():
+        results = [r for r in entry.audit.gates if isinstance(r, ThresholdGateSummary)]
+        for gate in dict.fromkeys(r.gate.name for r in results):
+            by = [r for r in results if r.gate.name == gate and r.grouping != "overall"]
+            fp = [(r, r.disparities["false_pass"]) for r in by if r.disparities["false_pass"].worst_group is not None]
+            worst = "worst false pass n/a (fewer than 2 groups of adequate size)"
+            if fp:
+                r, d = max(fp, key=lambda x: x[1].worst)
+                n = next(g.false_pass.n for g in r.groups if g.group == d.worst_group)
+                worst = (f"worst false pass {_pct(d.worst)} [{_pct(d.worst_ci[0])}, {_pct(d.worst_ci[1])}] "
+                         f"({d.worst_group}, n {n} minors)")
+            gaps = [(r, k, d) for r in by for k, d in r.disparities.items()
+                    if k.startswith("buffer_") and not math.isnan(d.difference)]
+            gap = "buffer gap n/a"
+            if gaps:
+                r, k, d = max(gaps, key=lambda x: x[2].difference)
+                gap = (f"largest buffer gap {d.difference:.1f} y for {100 * float(k[7:]):g}% "
+                       f"({d.worst_group} needs {d.worst:.1f}, by {r.grouping})")
+            lines.append(f"{v:<12} {gate:<14} {worst}; {gap}")
+    return "\n".join(lines)
 
 
 def _missing(x: float | None) -> bool:

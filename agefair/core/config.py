@@ -7,30 +7,40 @@ file and the key, e.g. ``configs/data.yaml: split.train: Input should be greater
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 import agefair.configs
+from agefair.core.base_model import StrictModel
 from agefair.core.errors import AgefairError
+from agefair.core.gate_config import (
+    DEFAULT_GATES,
+    GATE_METRICS,
+    Gate,
+    RangeGate,
+    ThresholdGate,
+    gate_metrics,
+    is_buffer_metric,
+)
 from agefair.core.io import read_text
+from agefair.core.robustness_config import (  # noqa: F401  (the robustness: section, re-exported)
+    CORRUPTION_NAMES,
+    ROBUSTNESS_GROUPINGS,
+    RobustnessConfig,
+    RobustnessRule,
+)
 
 CONFIG_DIR = Path(agefair.configs.__file__).resolve().parent  # the repo's configs/, shipped in the wheel
 M = TypeVar("M", bound="StrictModel")
-
-
-class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors; numbers written as ``1e-4`` are read as numbers."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SplitConfig(StrictModel):
@@ -262,11 +272,17 @@ def load_train_config(preset: str = "reference", override_file: str | Path | Non
 
 # The metrics a threshold rule may name (their titles, label kinds and directions: agefair.fairness.specs,
 # which checks it agrees with this list; the list is here because the config is validated below fairness).
+# The age gates' rates (agefair.core.gate_config) follow; a rule names a buffer as buffer_<target>.
 AuditMetric = Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
                       "too_young"]
-AUDIT_METRICS: tuple[str, ...] = get_args(AuditMetric)
+AUDIT_METRICS: tuple[str, ...] = (*get_args(AuditMetric), *GATE_METRICS)
 AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
 EVERY_ATTRIBUTE = "every attribute"  # a rule checked on each sensitive attribute's grouping
+
+
+def is_gate_metric(metric: str) -> bool:
+    """Whether ``metric`` is an age gate's rate (false_pass, ..., buffer_0.01, tpr, ...)."""
+    return (metric in GATE_METRICS and metric != "buffer") or is_buffer_metric(metric)
 
 
 class ThresholdRule(StrictModel):
@@ -274,20 +290,35 @@ class ThresholdRule(StrictModel):
     ``difference`` / ``ratio`` between groups; ``judge``: the point estimate or a bound of its interval.
     ``grouping``: ``overall``, any grouping of the audited data (UTKFace: AUDIT_GROUPINGS; a CSV dataset:
     its attributes, ``age_bin`` or ``age_group``, intersections ``a x b``), or ``every attribute``.
-    Metrics mae..age_bin_spread apply to exact ages, in_group..too_young to age-group labels."""
+    Metrics mae..age_bin_spread apply to exact ages, in_group..too_young to age-group labels; an age
+    gate's rates (false_pass, ..., buffer_0.01, tpr, ...) name their ``gate`` and apply to both."""
 
     name: str | None = None
-    metric: AuditMetric
+    metric: str
+    gate: str | None = None
     grouping: str = Field("overall", min_length=1)
     statistic: Literal["value", "worst_group", "difference", "ratio"] = "value"
     max: float | None = None
     min: float | None = None
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
 
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in get_args(AuditMetric) and not is_gate_metric(v):
+            names = ", ".join(m for m in AUDIT_METRICS if m != "buffer")
+            raise ValueError(f"unknown metric {v!r}; choose one of {names}, buffer_<target> (e.g. buffer_0.01)")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> ThresholdRule:
         if (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max or min")
+        if is_gate_metric(self.metric) != (self.gate is not None):
+            raise ValueError(f"metric {self.metric} is an age gate's rate: name its gate" if self.gate is None
+                             else f"metric {self.metric} is not an age gate's rate: leave out gate")
+        if is_buffer_metric(self.metric) and self.statistic == "ratio":
+            raise ValueError("buffers (ages) have no ratio: use statistic worst_group or difference")
         if self.metric == "age_bin_spread":
             if self.statistic != "value" or self.judge != "point":
                 raise ValueError("age_bin_spread is one number per variant: statistic value, judge point")
@@ -297,65 +328,21 @@ class ThresholdRule(StrictModel):
             raise ValueError(f"grouping {self.grouping!r} needs statistic worst_group, difference or ratio")
         return self
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Without ``gate`` when the rule names none (dumps of other rules read as before gates existed)."""
+        out = handler(self)
+        if isinstance(out, dict) and out.get("gate") is None:
+            out.pop("gate", None)
+        return out
+
     @property
     def label(self) -> str:
         if self.name:
             return self.name
         what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
         where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
-        return f"{what}{where}"
-
-
-# --- robustness (python -m agefair.robustness; the registry itself is agefair.fairness.corruptions) ---------
-
-CORRUPTION_NAMES = ("darker", "brighter", "low_contrast", "gamma", "colour_cast", "gaussian_blur", "motion_blur",
-                    "gaussian_noise", "jpeg", "low_resolution", "occlude_eyes", "occlude_mouth")
-ROBUSTNESS_GROUPINGS = ("ethnicity", "gender", "age_bin")
-
-
-class RobustnessRule(StrictModel):
-    """A robustness gate, judged for each variant on every corruption x severity it covers; the worst
-    covered condition decides. ``mae_increase``: MAE under the corruption minus clean MAE;
-    ``group_gap``: worst-minus-best group MAE of ``grouping`` under the corruption; ``group_gap_increase``:
-    that gap minus the clean gap."""
-
-    name: str | None = None
-    metric: Literal["mae", "mae_increase", "group_gap", "group_gap_increase"]
-    grouping: Literal[ROBUSTNESS_GROUPINGS] | None = None
-    corruptions: list[Literal[CORRUPTION_NAMES]] | None = None  # default: every corruption
-    max_severity: int = Field(5, ge=1, le=5)  # judge severities 1..max_severity
-    max: float
-    judge: Literal["point", "ci_lower", "ci_upper"] = "point"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RobustnessRule:
-        if self.metric.startswith("group_gap") and self.grouping is None:
-            raise ValueError(f"metric {self.metric} needs a grouping ({', '.join(ROBUSTNESS_GROUPINGS)})")
-        if self.metric.startswith("mae") and self.grouping is not None:
-            raise ValueError(f"metric {self.metric} is overall: leave out grouping")
-        if self.judge != "point" and self.metric != "group_gap":
-            raise ValueError("only group_gap has an interval: use judge point")
-        return self
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        where = f" by {self.grouping}" if self.grouping else ""
-        return f"{self.metric}{where} (severity <= {self.max_severity})"
-
-
-class RobustnessConfig(StrictModel):
-    """The ``robustness:`` section of configs/fairness.yaml."""
-
-    seed: int = Field(0, ge=0)  # seeds the random corruptions (noise, motion-blur direction)
-    n_boot: int = Field(200, ge=0, le=100_000)  # bootstrap resamples for the group-gap intervals
-    severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=lambda: [1, 2, 3, 4, 5],
-                                                                 min_length=1)
-    corruptions: list[Literal[CORRUPTION_NAMES]] = Field(default_factory=lambda: list(CORRUPTION_NAMES),
-                                                          min_length=1)
-    batch_size: int = Field(256, ge=1, le=8192)
-    rules: list[RobustnessRule] = Field(default_factory=list)
+        return (f"{self.gate} " if self.gate else "") + f"{what}{where}"
 
 
 class FairnessConfig(StrictModel):
@@ -369,8 +356,33 @@ class FairnessConfig(StrictModel):
     many_shot: int = Field(100, ge=1)  # ages with more training images than this are many-shot
     few_shot: int = Field(20, ge=1)  # ages with fewer training images than this are few-shot
     gallery_k: int = Field(6, ge=0, le=100)
+    # the age gates audited for every model (agefair.fairness.gates); before rules, which may name them
+    gates: list[Gate] = Field(default_factory=lambda: list(DEFAULT_GATES))
     rules: list[ThresholdRule] = Field(default_factory=list)
     robustness: RobustnessConfig = RobustnessConfig()
+
+    @field_validator("gates")
+    @classmethod
+    def _unique_gates(cls, gates: list[ThresholdGate | RangeGate]) -> list[ThresholdGate | RangeGate]:
+        names = [g.name for g in gates]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"gate names must be unique: {', '.join(dup)} repeated")
+        return gates
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_gates(cls, rules: list[ThresholdRule], info: ValidationInfo) -> list[ThresholdRule]:
+        gates = {g.name: g for g in info.data.get("gates") or []}
+        for i, r in enumerate(rules):
+            if r.gate is None:
+                continue
+            if r.gate not in gates:
+                raise ValueError(f"rule {i} ({r.label}): unknown gate {r.gate!r}; the gates are "
+                                 f"{', '.join(gates) or 'none'}")
+            if r.metric not in gate_metrics(gates[r.gate]):
+                raise ValueError(f"rule {i} ({r.label}): gate {r.gate!r} has no {r.metric}; its metrics are "
+                                 f"{', '.join(gate_metrics(gates[r.gate]))}")
+        return rules
 
 
 def load_fairness_config(path: str | Path | None = None) -> FairnessConfig:

@@ -27,6 +27,7 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
+from agefair.fairness.gates import gate_summaries
 from agefair.fairness.leaderboard import by_age, leaderboard, verdict
 from agefair.fairness.metrics import (
     GROUPINGS,
@@ -116,6 +117,7 @@ class _Scope:
         audit = audit_variant(pred, self.settings, self.groupings)
         if self.prepared.labels == "exact":
             audit["by_age"] = by_age(pred)
+        audit["gates"] = gate_summaries(pred, groupings=self.groupings, gates=self.fair.gates, settings=self.settings)
         return audit
 
 

@@ -45,7 +45,8 @@ The bootstrap resamples all rows with replacement, as agefair.fairness.metrics d
 through cell counts (agefair.fairness.gate_bootstrap), so 1,000 resamples of 200,000 rows take a
 second or so and no (n_boot, n) index matrix is built.
 
-API: ``audit_gate`` (one gate, one grouping), ``audit_gates`` (every gate x grouping), ``curve_frame``.
+API: ``audit_gate`` (one gate, one grouping), ``audit_gates`` (every gate x grouping), ``curve_frame``,
+``summarise`` (a result as summary.json holds it: ``GateSummary``, its curves compact).
 The gate and result types live in agefair.fairness.gate_types and are re-exported here.
 """
 
@@ -64,18 +65,28 @@ from agefair.fairness.gate_types import (  # noqa: F401  (the types, re-exported
     DEFAULT_GATES,
     Buffer,
     CurvePoint,
+    Curves,
     Disparity,
     Gate,
     GateResult,
+    GateSummary,
+    GroupCurve,
     RangeGate,
     RangeGateResult,
     RangeGroup,
     Rate,
     ThresholdGate,
     ThresholdGateResult,
+    ThresholdGateSummary,
     ThresholdGroup,
 )
 from agefair.fairness.metrics import AuditSettings, _quantiles, label_kind
+
+
+def threshold_spec(gate: ThresholdGate) -> gb.ThresholdSpec:
+    """The gate in tenths of a year, as agefair.fairness.gate_bootstrap counts it."""
+    legal10, challenge10, band_lo10, grid10 = gate.in_tenths()
+    return gb.ThresholdSpec(legal10, challenge10, band_lo10, gate.targets, grid10)
 
 
 def _group_codes(pred: pd.DataFrame, columns: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -91,8 +102,21 @@ def _group_codes(pred: pd.DataFrame, columns: Sequence[str]) -> tuple[list[str],
 
 
 def _cis(reps: np.ndarray | None, shape: tuple[int, ...], s: AuditSettings) -> np.ndarray:
-    """(2, *shape) interval ends from replicates (resamples first); NaN without resamples."""
-    return np.full((2, *shape), np.nan) if reps is None else np.asarray(_quantiles(reps, s.quantiles))
+    """(2, *shape) interval ends from replicates (resamples first); NaN without resamples.
+
+    As agefair.fairness.metrics._quantiles (nanquantile over axis 0), but columns without a NaN go through
+    one vectorised np.quantile (the same numbers; nanquantile loops over columns once any holds a NaN)."""
+    if reps is None:
+        return np.full((2, *shape), np.nan)
+    flat = reps.reshape(reps.shape[0], -1)
+    nan = np.isnan(flat)
+    out = np.full((len(s.quantiles), flat.shape[1]), np.nan)
+    clean, some = ~nan.any(0), nan.any(0) & ~nan.all(0)
+    if clean.any():
+        out[:, clean] = np.quantile(flat[:, clean], s.quantiles, axis=0)
+    if some.any():
+        out[:, some] = _quantiles(flat[:, some], s.quantiles)
+    return out.reshape(len(s.quantiles), *reps.shape[1:])
 
 
 def _pair(ci: np.ndarray) -> tuple[float, float]:
@@ -158,7 +182,7 @@ def _cells(pred: pd.DataFrame, gate: ThresholdGate | RangeGate, kind: str, codes
         ns = {"tpr": n[:, gb.INSIDE], "fpr": n[:, gb.BELOW] + n[:, gb.ABOVE], "fpr_below": n[:, gb.BELOW],
               "fpr_above": n[:, gb.ABOVE]}
         return cells, gb.range_stats, gb.R_UNPLACED, ns
-    spec = gate.spec()
+    spec = threshold_spec(gate)
     classes = np.where(np.isnan(p), gb.UNPLACED, gb.threshold_classes(spec, **truth))
     cells = gb.threshold_cells(spec, classes, p, codes, n_groups)
     ns = {"false_pass": cells[:, list(gb.MINORS)].sum((1, 2)), "false_pass_band": cells[:, gb.BAND].sum(-1),
@@ -168,13 +192,14 @@ def _cells(pred: pd.DataFrame, gate: ThresholdGate | RangeGate, kind: str, codes
 
 
 def audit_gate(pred: pd.DataFrame, *, gate: ThresholdGate | RangeGate, columns: Sequence[str] = (),
-               grouping: str | None = None, settings: AuditSettings = AuditSettings()
+               grouping: str | None = None, settings: AuditSettings = AuditSettings(), curves: bool = True
                ) -> ThresholdGateResult | RangeGateResult:
     """One gate's rates per group of ``columns`` (none: one group 'all'), with intervals and disparities.
 
     ``pred``: a row per image with ``pred`` and ``age`` (exact) or ``age_lo`` / ``age_hi`` (age groups),
     and the group columns. ``grouping``: the name reported (default: the columns joined by ' x ', or
-    'overall'). The resamples are drawn from ``settings.seed``: the same seed gives the same numbers."""
+    'overall'). The resamples are drawn from ``settings.seed``: the same seed gives the same numbers.
+    ``curves=False``: a threshold gate's ``curve`` is left empty (its intervals are most of the work)."""
     kind = label_kind(pred)
     need = ["pred", *columns, *(["age"] if kind == "exact" else ["age_lo", "age_hi"])]
     if missing := [c for c in need if c not in pred.columns]:
@@ -205,16 +230,34 @@ def audit_gate(pred: pd.DataFrame, *, gate: ThresholdGate | RangeGate, columns: 
         buffers.append(rates)
     groups = tuple(ThresholdGroup(**r, buffers=tuple(b[j] for b in buffers)) for j, r in enumerate(rows))
     return ThresholdGateResult(**common, groups=groups, disparities=disparities,
-                               curve=_curve(gate.spec(), point, reps, ns, names, settings))
+                               curve=_curve(threshold_spec(gate), point, reps, ns, names, settings) if curves else ())
 
 
 def audit_gates(pred: pd.DataFrame, *, groupings: dict[str, Sequence[str]],
                 gates: Sequence[ThresholdGate | RangeGate] = DEFAULT_GATES,
-                settings: AuditSettings = AuditSettings()) -> list[ThresholdGateResult | RangeGateResult]:
+                settings: AuditSettings = AuditSettings(), curves_up_to: int | None = None
+                ) -> list[ThresholdGateResult | RangeGateResult]:
     """``audit_gate`` for every gate and every grouping whose columns ``pred`` has ({} or a grouping
-    with no columns: one group 'all')."""
-    return [audit_gate(pred, gate=g, columns=cols, grouping=name, settings=settings)
+    with no columns: one group 'all'); curves only for groupings of at most ``curves_up_to`` columns
+    (None: all)."""
+    return [audit_gate(pred, gate=g, columns=cols, grouping=name, settings=settings,
+                       curves=curves_up_to is None or len(cols) <= curves_up_to)
             for g in gates for name, cols in groupings.items() if all(c in pred.columns for c in cols)]
+
+
+AGE_COLUMNS = ("age_bin", "age_group", "shot")  # groupings by age (or by how common an age is): not a gate's groups
+
+
+def gate_summaries(pred: pd.DataFrame, *, groupings: dict[str, Sequence[str]],
+                   gates: Sequence[ThresholdGate | RangeGate] = DEFAULT_GATES,
+                   settings: AuditSettings = AuditSettings()) -> list[dict]:
+    """The gates as an audit's ``gates`` holds them (summary.json, NaN left in): over the overall group and
+    every grouping of sensitive attributes (never one by age: a gate's groups are people, its ages the
+    question); curves for the overall group and one-attribute groupings only (summary.json stays small)."""
+    chosen = {"overall": [], **{k: list(c) for k, c in groupings.items()
+                                if k != "overall" and not set(c) & set(AGE_COLUMNS)}}
+    return [summarise(r).model_dump(mode="json")
+            for r in audit_gates(pred, groupings=chosen, gates=gates, settings=settings, curves_up_to=1)]
 
 
 def curve_frame(result: ThresholdGateResult) -> pd.DataFrame:
@@ -228,3 +271,36 @@ def curve_frame(result: ThresholdGateResult) -> pd.DataFrame:
             row[f"{k}_lo"], row[f"{k}_hi"] = row.pop(f"{k}_ci")
         rows.append(row)
     return pd.DataFrame(rows).assign(gate=result.gate.name, grouping=result.grouping)
+
+
+CURVE_RATES = ("false_pass", "false_pass_band", "false_challenge")
+
+
+def _rounded(values, digits: int) -> tuple[float, ...]:
+    return tuple(float(round(v, digits)) if not np.isnan(v) else float("nan") for v in values)
+
+
+def summarise(result: ThresholdGateResult | RangeGateResult, *, digits: int = 4
+              ) -> ThresholdGateSummary | RangeGateResult:
+    """``result`` as summary.json holds it: a threshold gate's curves compact (``Curves``: the grid once,
+    a column per rate, rounded to ``digits``; None when the result has none)."""
+    if isinstance(result, RangeGateResult):
+        return result
+    compact = None
+    if result.curve:
+        ages = tuple(dict.fromkeys(p.challenge_age for p in result.curve))
+        by_group: dict[str, list[CurvePoint]] = {}
+        for p in result.curve:
+            by_group.setdefault(p.group, []).append(p)
+        groups = []
+        for g, pts in by_group.items():
+            cols = {}
+            for k in CURVE_RATES:
+                cols[k] = _rounded([getattr(p, k) for p in pts], digits)
+                cols[f"{k}_lo"] = _rounded([getattr(p, f"{k}_ci")[0] for p in pts], digits)
+                cols[f"{k}_hi"] = _rounded([getattr(p, f"{k}_ci")[1] for p in pts], digits)
+            groups.append(GroupCurve(group=g, n_minors=pts[0].n_minors, n_band=pts[0].n_band, n_adults=pts[0].n_adults,
+                                     **cols))
+        compact = Curves(challenge_ages=ages, groups=tuple(groups))
+    fields = {k: getattr(result, k) for k in ThresholdGateSummary.model_fields if k not in ("curves",)}
+    return ThresholdGateSummary(**fields, curves=compact)

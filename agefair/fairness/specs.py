@@ -25,12 +25,14 @@ LABEL_KINDS: tuple[Labels, ...] = ("exact", "interval")
 class MetricSpec:
     name: str
     title: str  # as the report's tables and hover labels name it
-    labels: Labels  # computed for exact ages or for age-group (interval) labels
+    labels: Labels | None  # computed for exact ages or for age-group (interval) labels; None: both (age gates)
     lower_is_better: bool  # signed metrics: by absolute value
     signed: bool = False  # + means too old; the worst group is the one furthest from 0
     share: bool = False  # a share in [0, 1], shown as a percentage
     grouped: bool = True  # computed per group (False: age_bin_spread, one number per audit)
     primary: bool = False  # the first column of its label kind's disparity table and leaderboard
+    gate: Literal["threshold", "range"] | None = None  # an age gate's rate (agefair.fairness.gates)
+    unit: str = ""  # years, for the buffers
 
 
 SPECS: tuple[MetricSpec, ...] = (
@@ -44,15 +46,28 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("signed", "signed distance", "interval", True, signed=True),
     MetricSpec("too_old", "share too old", "interval", True, share=True),
     MetricSpec("too_young", "share too young", "interval", True, share=True),
+    # age gates (agefair.fairness.gates): both kinds of labels; a rule names a buffer as buffer_<target>
+    MetricSpec("false_pass", "false pass (minors let through)", None, True, share=True, gate="threshold"),
+    MetricSpec("false_pass_band", "false pass in the minors band", None, True, share=True, gate="threshold"),
+    MetricSpec("false_challenge", "false challenge (adults asked for ID)", None, True, share=True, gate="threshold"),
+    MetricSpec("false_challenge_over", "false challenge over the challenge age", None, True, share=True,
+               gate="threshold"),
+    MetricSpec("false_challenge_between", "false challenge between legal and challenge age", None, True, share=True,
+               gate="threshold"),
+    MetricSpec("buffer", "buffer (challenge age needed)", None, True, gate="threshold", unit="years"),
+    MetricSpec("tpr", "in range, estimated in range (TPR)", None, False, share=True, gate="range"),
+    MetricSpec("fpr", "out of range, estimated in range (FPR)", None, True, share=True, gate="range"),
+    MetricSpec("fpr_below", "FPR of the younger", None, True, share=True, gate="range"),
+    MetricSpec("fpr_above", "FPR of the older", None, True, share=True, gate="range"),
 )
 SPEC: dict[str, MetricSpec] = {s.name: s for s in SPECS}
 
 # The grouped metrics of each kind of label, in the order the audit computes them.
 LABEL_METRICS: dict[str, tuple[str, ...]] = {
-    k: tuple(s.name for s in SPECS if s.labels == k and s.grouped) for k in LABEL_KINDS}
+    k: tuple(s.name for s in SPECS if s.labels == k and s.grouped and not s.gate) for k in LABEL_KINDS}
 METRIC_NAMES = LABEL_METRICS["exact"]
 INTERVAL_METRIC_NAMES = LABEL_METRICS["interval"]
-LOWER_IS_BETTER: dict[str, bool] = {s.name: s.lower_is_better for s in SPECS if s.grouped}
+LOWER_IS_BETTER: dict[str, bool] = {s.name: s.lower_is_better for s in SPECS if s.grouped and not s.gate}
 SIGNED: frozenset[str] = frozenset(s.name for s in SPECS if s.signed)
 SHARE_METRICS: frozenset[str] = frozenset(s.name for s in SPECS if s.share)
 METRIC_TITLES: dict[str, str] = {s.name: s.title for s in SPECS}
@@ -65,9 +80,26 @@ PRIMARY_METRIC: dict[str, str] = {k: DISPARITY_METRICS[k][0] for k in LABEL_KIND
 AGE_GROUPINGS = ("age_bin", "age_group")
 
 
-def labels_of(metric: str) -> Labels:
-    """The kind of label ``metric`` is computed for."""
-    return SPEC[metric].labels
+def labels_of(metric: str) -> Labels | None:
+    """The kind of label ``metric`` is computed for (None: both, an age gate's rate)."""
+    return gate_spec(metric).labels
+
+
+def gate_spec(metric: str) -> MetricSpec:
+    """The spec of ``metric``, a rule's buffer_<target> read as ``buffer``."""
+    return SPEC["buffer" if metric.startswith("buffer_") else metric]
+
+
+def metric_title(metric: str) -> str:
+    """The title of ``metric``; a buffer's with its target (``buffer for 1% (years)``)."""
+    if metric.startswith("buffer_"):
+        return f"buffer for {float(metric[7:]):.0%} (challenge age needed, years)"
+    return METRIC_TITLES[metric]
+
+
+# The rates of each kind of age gate, in the report's order.
+GATE_RATES: dict[str, tuple[str, ...]] = {
+    k: tuple(s.name for s in SPECS if s.gate == k and s.name != "buffer") for k in ("threshold", "range")}
 
 
 if tuple(s.name for s in SPECS) != tuple(AUDIT_METRICS):  # pragma: no cover - a programming error

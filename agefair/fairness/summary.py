@@ -6,7 +6,8 @@ An exact-age audit and an age-group ("interval") audit are two types sharing a b
 field has a default: the report renders partial summaries (a missing part reads as empty).
 ``to_json()`` writes only the fields that were set, so summary.json keeps exactly its keys; NaN is
 read as None and written as null. Fields the models do not name are kept (``extra="allow"``) and
-listed by the report. Plain pydantic: no torch, no numpy.
+listed by the report. An audit's ``gates`` are agefair.fairness.gate_types' results (strict, frozen;
+NaN as null). Plain pydantic: no torch, no numpy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
+from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
 
@@ -138,6 +140,10 @@ class AuditBase(Record):
     def grouping(self, name: str) -> ExactGrouping | IntervalGrouping | None:
         return self.groupings.get(name)  # type: ignore[attr-defined]
 
+    def gate_results(self, gate: str) -> list[ThresholdGateSummary | RangeGateResult]:
+        """The age gate ``gate``'s results, one per grouping (overall first)."""
+        return [r for r in self.gates if r.gate.name == gate]  # type: ignore[attr-defined]
+
     @property
     def metrics(self) -> tuple[str, ...]:
         """The grouped metrics of this kind of audit, in the order the audit computes them."""
@@ -158,6 +164,7 @@ class ExactAudit(AuditBase):
     labels: Literal["exact"] = "exact"
     attributes: list[str] = []
     by_age: list[AgePoint] = []
+    gates: list[GateSummary] = []  # the age gates (agefair.fairness.gates), one per (gate, grouping)
 
 
 class IntervalAudit(AuditBase):
@@ -167,6 +174,7 @@ class IntervalAudit(AuditBase):
     groupings: dict[str, IntervalGrouping] = {}
     labels: Literal["interval"] = "interval"
     attributes: list[str] = []
+    gates: list[GateSummary] = []  # the age gates on the rows they can judge (n_excluded: the others)
 
     @property
     def by_age(self) -> list[AgePoint]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 
-from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule
+from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule, is_gate_metric
 from agefair.fairness.specs import INTERVAL_RULE_METRICS
 
 
 def applies(rule: ThresholdRule, audit: dict) -> bool:
     """Whether ``rule``'s metric is computed for ``audit``'s kind of labels."""
+    if is_gate_metric(rule.metric):
+        return True
     return (rule.metric in INTERVAL_RULE_METRICS) == (audit.get("labels", "exact") == "interval")
 
 
@@ -29,9 +31,38 @@ def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[
     return out
 
 
+def _gate_measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]] | dict:
+    """An age-gate rule's (group, value, interval) when it is the overall rate, else its disparity."""
+    nan2 = [math.nan, math.nan]
+    result = next((g for g in audit.get("gates") or [] if g["gate"]["name"] == rule.gate
+                   and g["grouping"] == rule.grouping), None)
+    if result is None:
+        return f"(gate {rule.gate!r} not audited by {rule.grouping!r})", math.nan, nan2
+    if rule.grouping == "overall":
+        group = result["groups"][0]
+        if rule.metric.startswith("buffer_"):
+            rate = next((b for b in group["buffers"] if f"buffer_{b['target']:g}" == rule.metric), None)
+        else:
+            rate = group.get(rule.metric)
+        return ("all", _num(rate["value"]), [_num(x) for x in rate["ci"]]) if rate else ("(none)", math.nan, nan2)
+    return result["disparities"].get(rule.metric) or {}
+
+
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
+
+
 def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
     """(group, value, interval) that ``rule`` looks at in one variant's audit."""
     nan2 = [math.nan, math.nan]
+    if rule.gate is not None:
+        d = _gate_measure(rule, audit)
+        if isinstance(d, tuple):
+            return d
+        if d.get("worst_group") is None:
+            return "(fewer than 2 groups of adequate size)", math.nan, nan2
+        return _statistic(rule, {k: [_num(x) for x in v] if isinstance(v, (list, tuple)) else
+                                 v if isinstance(v, str) else _num(v) for k, v in d.items()})
     if rule.metric == "age_bin_spread":
         return "age bins", float(audit.get("age_bin_spread", math.nan)), nan2
     if rule.grouping == "overall":
@@ -43,6 +74,10 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
     d = grouping["disparity"].get(rule.metric)
     if d is None:
         return "(fewer than 2 groups of adequate size)", math.nan, nan2
+    return _statistic(rule, d)
+
+
+def _statistic(rule: ThresholdRule, d: dict) -> tuple[str, float, list[float]]:
     if rule.statistic == "worst_group":
         return d["worst_group"], d["worst"], d["worst_ci"]
     if rule.statistic == "difference":

@@ -36,6 +36,7 @@ from agefair.reporting.format import (
     num,
     slug,
 )
+from agefair.reporting.gates import gates_context
 from agefair.reporting.sections import (
     dataset_context,
     disparity_tables,
@@ -58,6 +59,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("by-age", "Error by true age", "By age"),
     ("shot", "Many-, medium- and few-shot ages", "Shot"),
     ("disparity", "Disparities between groups", "Disparities"),
+    ("gates", "Age gates", "Age gates"),
     ("gallery", "Grad-CAM galleries of the worst errors", "Grad-CAM"),
     ("training", "Training", "Training"),
     ("data", "Data quality and split", "Data"),
@@ -150,6 +152,7 @@ def build_context(summary: AuditSummary | dict, galleries: dict | None,
         **chart_context(summary, variants),
         "shot": shot_table(summary, variants),
         "disparity": disparity_tables(summary, variants),
+        **gates_context(summary, variants),
         "galleries": gallery_sections(galleries, variants) if galleries else [],
         "training": training_rows(summary, variants),
         "data": data_context(summary),
