@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: test; all (every image) for a labels CSV that no audited variant was trained on")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM galleries")
+    p.add_argument("--reference", metavar="NAME",
+                   help="the model every other is compared with (default: fairness.yaml's reference:, else baseline, "
+                        "else the first model)")
     p.add_argument("--robustness", action="store_true",
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
     add_data_args(p)
@@ -71,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if clash:
         raise AgefairError(f"--name {clash[0]}: a trained variant has that name; name the predictions otherwise")
 
+    if args.reference is not None and args.reference not in [*variants, *(n for _, n in external)]:
+        raise AgefairError(f"--reference {args.reference}: no audited model has that name (models: "
+                           f"{', '.join([*variants, *(n for _, n in external)])})")
     prepared, data_cfg = prepare_from_args(args, csv_ok=True)
     job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=Path(args.out),
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
-                   progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness)
+                   progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
+                   reference=args.reference)
     return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
 
 if __name__ == "__main__":

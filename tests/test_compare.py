@@ -183,7 +183,7 @@ def test_credibly_best_names_a_clear_winner_and_refuses_a_tie():
     assert v.best == "good" and "credibly best on overall MAE" in v.statement
     assert all(g.ci[0] > 0 for g in v.against_leader)
     tie = credibly_best(preds={"baseline": preds["baseline"], "twin": preds["twin"]}, age=age, settings=s)
-    assert tie.best is None and tie.statement.startswith("no variant is credibly best on overall MAE")
+    assert tie.best is None and tie.statement.startswith("no model is credibly best on overall MAE")
     g = credibly_best(preds=preds, age=age, criterion="gap", grouping="g", groupings={"g": grp}, settings=s)
     assert g.criterion == "g gap in MAE"
     json.dumps(v.to_json())

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agefair.cli.console import gates_text, print_leaderboard, print_result, thresholds_text
+from agefair.cli.console import gates_text, print_leaderboard, print_result, thresholds_text, verdict_text
 from agefair.cli.outputs import publishing_audit
 from agefair.core.config import DataConfig, FairnessConfig
 from agefair.core.io import write_csv_atomic, write_json_atomic
@@ -35,6 +35,7 @@ class AuditJob:
     progress: bool = True
     galleries: bool = True
     robustness: bool = False
+    reference: str | None = None  # --reference (default: fairness.yaml's, else baseline, else the first)
 
 
 def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig) -> int:
@@ -43,7 +44,7 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
     summary, preds, galleries = run_audit(
         prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
         device=job.device, progress=job.progress, galleries=job.galleries, thresholds_file=job.thresholds_file,
-        external=job.external)
+        external=job.external, reference=job.reference)
     summary.seconds = time.perf_counter() - started
     rob = None
     if job.robustness:
@@ -69,7 +70,7 @@ def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) 
     print(f"audited on {d.name} ({d.path}), {d.split} split, {d.images_in_split} images, "
           f"{'age-group labels' if interval else 'exact ages'}")
     print_leaderboard(summary.leaderboard)
-    print("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.verdict.items()))
+    print(verdict_text(summary))
     if gates := gates_text(summary):
         print("age gates (worst group's false pass; the largest difference in the challenge age groups need):")
         print(gates)

@@ -85,6 +85,24 @@ def gates_text(summary: AuditSummary) -> str:
     return "\n".join(lines)
 
 
+def verdict_text(summary: AuditSummary) -> str:
+    """The verdict in words: per criterion the credibly best model or that none is, then the significant
+    (BH-adjusted) differences against the reference."""
+    v = summary.verdict
+    if v.legacy:  # a summary written before verdicts were decided with evidence
+        return "; ".join(f"{k.replace('_', ' ')}: {x}" for k, x in v.legacy.items())
+    lines = [f"verdict (paired comparisons against {v.reference}):" if v.reference else "verdict:"]
+    lines += [f"  {s}" for s in v.statements]
+    if v.note:
+        lines.append(f"  {v.note}")
+    if v.differences:
+        lines.append("significant differences (Benjamini-Hochberg):")
+        lines += [f"  {s}" for s in v.differences]
+    elif v.best:
+        lines.append("  no difference against the reference is significant after Benjamini-Hochberg adjustment")
+    return "\n".join(lines).replace("`", "")
+
+
 def _missing(x: float | None) -> bool:
     return x is None or math.isnan(x)
 

@@ -21,6 +21,7 @@ from pydantic import (
 
 import agefair.configs
 from agefair.core.base_model import StrictModel
+from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
 from agefair.core.gate_config import (
     DEFAULT_GATES,
@@ -359,6 +360,8 @@ class FairnessConfig(StrictModel):
     # the age gates audited for every model (agefair.fairness.gates); before rules, which may name them
     gates: list[Gate] = Field(default_factory=lambda: list(DEFAULT_GATES))
     rules: list[ThresholdRule] = Field(default_factory=list)
+    reference: str | None = None  # the model the others are compared with (default: baseline, else the first)
+    comparisons: ComparisonSettings = ComparisonSettings()
     robustness: RobustnessConfig = RobustnessConfig()
 
     @field_validator("gates")

@@ -27,8 +27,10 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
+from agefair.fairness.decision_types import Verdict
+from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.gates import gate_summaries
-from agefair.fairness.leaderboard import by_age, leaderboard, verdict
+from agefair.fairness.leaderboard import by_age, leaderboard
 from agefair.fairness.metrics import (
     GROUPINGS,
     AuditSettings,
@@ -212,18 +214,32 @@ def _provenance(scope: _Scope, data_cfg, runs_dir: Path | None, variants: list[s
         data_config=data_cfg.model_dump(mode="json"))
 
 
+def _decisions(scope: _Scope, audited: dict[str, _Audited], reference: str):
+    """(comparisons, verdict): every model against ``reference``, paired (None, a note: one model)."""
+    names = list(audited)
+    if len(names) < 2 or not scope.fair.comparisons.enabled:
+        why = "one model audited: nothing to compare it with" if len(names) < 2 else "comparisons: enabled: false"
+        return None, Verdict(reference=reference, note=why)
+    comps, frame = comparisons({n: a.pred for n, a in audited.items()}, groupings=scope.groupings,
+                               settings=scope.settings, config=scope.fair.comparisons, reference=reference,
+                               gates=scope.fair.gates)
+    return comps, verdict(frame, names, comps, groupings=scope.groupings, settings=scope.settings)
+
+
 def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance,
-             gallery_note: str | None) -> AuditSummary:
+             gallery_note: str | None, reference: str) -> AuditSummary:
     """The typed summary (summary.json) of the audited models."""
     prepared, rules = scope.prepared, scope.fair.rules
     audits = {name: a.audit for name, a in audited.items()}
     verdicts = judge(rules, audits)
     board = leaderboard(audits, verdicts)
+    comps, said = _decisions(scope, audited, reference)
     quality = {k: prepared.quality_report[k] for k in prepared.quality_report if k != "problems"}
     parts = dict(
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        split=scope.split, passed=all(r["passed"] for r in verdicts), verdict=verdict(board), leaderboard=board,
+        split=scope.split, passed=all(r["passed"] for r in verdicts), verdict=said.to_json(), leaderboard=board,
         thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits),
+        **({"comparisons": comps.to_json()} if comps is not None else {}),
         dataset=dataset_info(prepared, scope.split, scope.n_split),
         variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
         data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},
@@ -238,9 +254,15 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
 def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_dir: Path | None = None,
               variants: list[str] = (), split: str | None = None, device: str = "auto", progress: bool = False,
               galleries: bool = True, thresholds_file: str = "",
-              external: list[tuple[Path, str]] = ()) -> tuple[AuditSummary, pd.DataFrame, dict]:
-    """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions."""
+              external: list[tuple[Path, str]] = (), reference: str | None = None
+              ) -> tuple[AuditSummary, pd.DataFrame, dict]:
+    """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions;
+    every model is compared with ``reference`` (default: fairness.yaml's ``reference:``, else baseline, else the
+    first model)."""
     variants = list(variants)
+    names = [*variants, *(n for _, n in external)]
+    ref = pick_reference(names, reference, flag="--reference") if reference else (
+        pick_reference(names, fair.reference, flag="fairness.yaml reference:") if names else None)
     here = trained_here(runs_dir, variants, prepared) if variants else {}
     scope = _scope(prepared, fair, choose_split(split, prepared, here), here)
     rt = make_runtime(device, "auto", True) if variants else None
@@ -249,5 +271,5 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_di
         audited[name] = _audit_external(scope, path, name, data_cfg)
     gallery_data, note = _galleries(scope, audited, variants, runs_dir, progress) if galleries else ({}, None)
     provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt)
-    summary = _summary(scope, audited, provenance, note)
+    summary = _summary(scope, audited, provenance, note, ref)
     return summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data

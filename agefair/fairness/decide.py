@@ -135,7 +135,7 @@ def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=
                      f"candidate excludes 0 ({', '.join(f'`{g.other}` +{g.difference:.2f}' for g in gaps)}).")
     else:
         ties = [g.other for g in gaps if not g.leader_better]
-        statement = (f"no variant is credibly best on {what}: `{leader}` is lowest, but not credibly lower "
+        statement = (f"no model is credibly best on {what}: `{leader}` is lowest, but not credibly lower "
                      f"than {', '.join(f'`{t}`' for t in ties)}.")
     return BestVerdict(what, values, leader, leader if credible else None, gaps, settings.ci_level, statement)
 

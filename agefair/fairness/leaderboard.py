@@ -77,7 +77,8 @@ def leaderboard(audits: dict[str, dict], verdicts: list[dict]) -> list[ExactRow 
 
 
 def verdict(board: list[ExactRow | IntervalRow]) -> dict:
-    """Which variant is most accurate and which is fairest, by the leaderboard's point estimates."""
+    """Which variant is most accurate and which is fairest, by the leaderboard's point estimates: the verdict of
+    summaries written before issue 14 (the audit now decides with evidence: agefair.fairness.decisions)."""
     def best(key, sign=1):
         vals = [(sign * x, r.variant) for r in board if (x := getattr(r, key)) is not None and not math.isnan(x)]
         return min(vals)[1] if vals else None

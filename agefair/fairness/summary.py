@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
+from agefair.fairness.decision_types import Comparisons, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
@@ -348,10 +349,11 @@ class AuditSummary(Record):
     generated: str | None = None
     split: str | None = None
     passed: bool | None = None
-    verdict: dict[str, str | None] = {}
+    verdict: Verdict = Verdict()  # the statements the evidence supports (agefair.fairness.decisions)
     leaderboard: list[LeaderboardRow] = []
     thresholds: list[Check] = []
     thresholds_not_applicable: list[NotApplicable] = []
+    comparisons: Comparisons | None = None  # every model against the reference, paired
     dataset: Dataset = Dataset()
     variants: dict[str, VariantEntry] = {}
     data: DataInfo = DataInfo()

@@ -23,6 +23,7 @@ from agefair.core.io import write_text_atomic
 from agefair.fairness.result import AuditSummary, ExactRow, RobustnessResult, parse
 from agefair.reporting import robustness as robustness_report
 from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
+from agefair.reporting.decisions import decisions_context
 from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
 from agefair.reporting.format import (
     fmt,
@@ -54,6 +55,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 # (anchor id, heading, navigation label): the report's sections, in order.
 SECTIONS: list[tuple[str, str, str]] = [
     ("summary", "Summary", "Summary"),
+    ("comparisons", "Paired comparisons", "Comparisons"),
     ("thresholds", "Threshold checks", "Thresholds"),
     ("groups", "Error by group", "By group"),
     ("by-age", "Error by true age", "By age"),
@@ -149,6 +151,7 @@ def build_context(summary: AuditSummary | dict, galleries: dict | None,
         "colors": {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(variants)},
         **header_context(summary, variants),
         **summary_context(summary, variants),
+        "decisions": decisions_context(summary),
         **chart_context(summary, variants),
         "shot": shot_table(summary, variants),
         "disparity": disparity_tables(summary, variants),

@@ -145,12 +145,14 @@ def _verdict_detail(row: ExactRow | IntervalRow | None, key: str, value_key: str
 
 
 def verdict_parts(summary: AuditSummary) -> list[dict]:
-    """The verdict sentence's clauses: label, variant and the number behind it (escaped by the template)."""
+    """The clauses of an older summary's verdict (by point estimates): label, variant and the number behind
+    it (escaped by the template). A verdict decided with evidence is agefair.reporting.decisions'."""
     parts = []
+    legacy = summary.verdict.legacy
     for key, label, value_key, ci_key, what in VERDICTS[summary.labels]:
-        if key not in summary.verdict:
+        if key not in legacy:
             continue
-        name = summary.verdict[key]
+        name = legacy[key]
         detail = _verdict_detail(summary.row(name), key, value_key, ci_key, what)
         parts.append({"label": label, "variant": fmt_text(name) if name is not None else "n/a",
                       "detail": detail if name is not None else ""})

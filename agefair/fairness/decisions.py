@@ -1,0 +1,156 @@
+"""The audit's decisions: every model against a reference with paired evidence, and the verdict in words.
+
+``comparisons(...)`` runs agefair.fairness.compare on the rows every model predicted: per model, the
+overall metric (MAE, or ``dist`` for age-group labels), each grouping's gap, worst-group value and
+(exact ages) age-bin spread -- the *overall* table; each group's value -- the *groups* table; each
+threshold gate's false-pass rate, overall and per group of each sensitive attribute -- the *gates*
+table. Each table is one Benjamini-Hochberg family (across all models). A ``subject`` column makes
+every resample draw subjects, not images.
+
+``verdict(...)``: per criterion (overall accuracy, worst group and gap of each sensitive attribute,
+age-bin spread) agefair.fairness.decide.credibly_best over all models, and the ``describe`` sentences
+of the significant differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from agefair.core.decision_config import ComparisonSettings
+from agefair.core.errors import AgefairError
+from agefair.core.gate_config import ThresholdGate
+from agefair.fairness.compare import Comparison, adjust_bh, compare_models, compare_values
+from agefair.fairness.decide import credibly_best, describe, minimum_detectable
+from agefair.fairness.decision_types import BestStatement, ComparisonRow, Comparisons, Verdict
+from agefair.fairness.metrics import AuditSettings, attribute_groupings
+
+SUBJECT = "subject"  # the prediction frames' cluster column, when the dataset names one
+
+
+def pick_reference(names: list[str], requested: str | None, *, flag: str = "reference") -> str:
+    """``requested`` (an audited model's name), else ``baseline`` when audited, else the first model."""
+    if requested is None:
+        return "baseline" if "baseline" in names else names[0]
+    if requested not in names:
+        raise AgefairError(f"{flag} {requested}: no audited model has that name (models: {', '.join(names)})")
+    return requested
+
+
+def aligned(preds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The rows every model predicted (by ``row``): the labels of the first frame, one ``pred`` column
+    per model (named as the model)."""
+    frames = list(preds.values())
+    common = set(frames[0]["row"])
+    for f in frames[1:]:
+        common &= set(f["row"])
+    base = frames[0][frames[0]["row"].isin(common)].drop(columns=["pred", "variant"]).sort_values("row")
+    out = base.reset_index(drop=True)
+    for name, f in preds.items():
+        out[name] = f.set_index("row")["pred"].reindex(out["row"]).to_numpy()
+    return out
+
+
+def _labels(frame: pd.DataFrame) -> dict:
+    if "age" in frame.columns:
+        return {"age": frame["age"].to_numpy(float)}
+    return {"age_lo": frame["age_lo"].to_numpy(float), "age_hi": frame["age_hi"].to_numpy(float)}
+
+
+def _grouping_arrays(frame: pd.DataFrame, groupings: Mapping[str, list[str]]) -> dict:
+    return {name: (frame[cols] if len(cols) > 1 else frame[cols[0]].to_numpy())
+            for name, cols in groupings.items() if all(c in frame.columns for c in cols)}
+
+
+def _row(c: Comparison, table: str, power: float, gate: str | None = None) -> ComparisonRow:
+    mde = float(minimum_detectable(c.se, level=c.level, power=power)) if np.isfinite(c.se) else None
+    d = c.to_json()
+    d.pop("n_boot", None), d.pop("n_perm", None)
+    return ComparisonRow(table=table, gate=gate, mde=mde, sentence=describe(c), **d)
+
+
+def _gate_rows(frame, names, reference, gates, groupings, cluster, s, n_perm) -> list[Comparison]:
+    """Each threshold gate's false-pass rate (share of minors estimated at or over the challenge age)."""
+    attrs = {g: v for g, v in _grouping_arrays(frame, groupings).items() if g in attribute_groupings(groupings)}
+    out = []
+    for gate in gates:
+        if not isinstance(gate, ThresholdGate):
+            continue
+        minors = (frame["age"] < gate.legal_age if "age" in frame.columns
+                  else frame["age_hi"] <= gate.legal_age).to_numpy()
+        ind = {m: (frame[m].to_numpy(float) >= gate.challenge_age).astype(float) for m in names}
+        for m in names:
+            if m == reference:
+                continue
+            rows = compare_values(value_a=ind[reference], value_b=ind[m], groupings=attrs, mask=minors,
+                                  cluster=cluster, settings=s, names=(reference, m), metric="false_pass",
+                                  criteria=("overall", "group"), n_perm=n_perm)
+            out += [(gate.name, r) for r in rows]
+    return out
+
+
+# long: aligns the frames, then the three tables, each BH-adjusted as one family
+def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, list[str]], settings: AuditSettings,
+                config: ComparisonSettings, reference: str, gates=()) -> tuple[Comparisons, pd.DataFrame]:
+    """(the comparison tables, the aligned frame) of every model in ``preds`` against ``reference``."""
+    frame = aligned(preds)
+    names = list(preds)
+    cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
+    labels = _labels(frame)
+    exact = "age" in labels
+    arrays = _grouping_arrays(frame, groupings)
+    n_perm = config.n_perm
+    main: list[Comparison] = []
+    for m in names:
+        if m != reference:
+            main += compare_models(pred_a=frame[reference].to_numpy(float), pred_b=frame[m].to_numpy(float),
+                                   groupings=arrays, cluster=cluster, settings=settings, names=(reference, m),
+                                   age_grouping="age_bin" if exact else None, n_perm=n_perm, **labels)
+    overall = adjust_bh([c for c in main if c.criterion != "group"]) if n_perm else [
+        c for c in main if c.criterion != "group"]
+    groups = adjust_bh([c for c in main if c.criterion == "group"]) if n_perm else [
+        c for c in main if c.criterion == "group"]
+    gate_pairs = _gate_rows(frame, names, reference, gates, groupings, cluster, settings, n_perm)
+    gate_adj = adjust_bh([c for _, c in gate_pairs]) if n_perm else [c for _, c in gate_pairs]
+    power = config.power
+    out = Comparisons(
+        reference=reference, level=settings.ci_level, n_boot=settings.n_boot, n_perm=n_perm,
+        subject=SUBJECT if cluster is not None else None, rows=len(frame),
+        overall=[_row(c, "overall", power) for c in overall], groups=[_row(c, "groups", power) for c in groups],
+        gates=[_row(c, "gates", power, gate=g) for (g, _), c in zip(gate_pairs, gate_adj)])
+    return out, frame
+
+
+def _criteria(frame: pd.DataFrame, groupings: Mapping[str, list[str]], exact: bool) -> list[tuple[str, dict]]:
+    out = [("overall", {"criterion": "overall"})]
+    for g in attribute_groupings(dict(groupings)):
+        if g in frame.columns or all(c in frame.columns for c in groupings[g]):
+            out.append((f"worst:{g}", {"criterion": "worst", "grouping": g}))
+            out.append((f"gap:{g}", {"criterion": "gap", "grouping": g}))
+    if exact and "age_bin" in frame.columns:
+        out.append(("spread", {"criterion": "spread", "grouping": "age_bin"}))
+    return out
+
+
+def verdict(frame: pd.DataFrame, names: list[str], comps: Comparisons, *, groupings: Mapping[str, list[str]],
+            settings: AuditSettings) -> Verdict:
+    """Per criterion, the credibly best model (or that none is), and the significant differences."""
+    if len(names) < 2:
+        return Verdict(reference=comps.reference if comps else None,
+                       note="one model audited: nothing to compare it with")
+    labels = _labels(frame)
+    arrays = _grouping_arrays(frame, groupings)
+    cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
+    preds = {m: frame[m].to_numpy(float) for m in names}
+    best = []
+    for key, crit in _criteria(frame, groupings, "age" in labels):
+        try:
+            v = credibly_best(preds=preds, groupings=arrays, cluster=cluster, settings=settings, **crit, **labels)
+        except ValueError:  # too few groups of adequate size
+            continue
+        best.append(BestStatement(key=key, criterion=v.criterion, leader=v.leader, best=v.best, values=v.values,
+                                  level=v.level, statement=v.statement))
+    diffs = [r.sentence for t in (comps.overall, comps.groups, comps.gates) for r in t if r.significant and r.sentence]
+    return Verdict(reference=comps.reference, best=best, differences=diffs)

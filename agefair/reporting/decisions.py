@@ -1,0 +1,54 @@
+"""Context of the report's verdict statements (summary section) and its "Paired comparisons" section:
+every model against the reference, three tables (each one Benjamini-Hochberg family)."""
+
+from __future__ import annotations
+
+from agefair.fairness.decision_types import ComparisonRow
+from agefair.fairness.result import AuditSummary
+from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_text
+
+TABLES = (("overall", "Overall and disparities"), ("groups", "Each group"), ("gates", "Age gates: false pass"))
+
+
+def segments(sentence: str | None) -> list[dict]:
+    """A sentence as text and `code` segments (model names), each escaped by the template."""
+    parts = (sentence or "").split("`")
+    return [{"text": p, "code": i % 2 == 1} for i, p in enumerate(parts) if p]
+
+
+def _p(x) -> str:
+    return "< 0.001" if x is not None and x < 0.001 else fmt(x, 3)
+
+
+def _what(r: ComparisonRow) -> str:
+    metric = (r.metric or "").upper() if r.metric == "mae" else (r.metric or "")
+    if r.criterion == "overall":
+        return f"{r.gate} {metric} overall" if r.gate else f"overall {metric}"
+    if r.criterion == "group":
+        head = f"{r.gate} {metric}: " if r.gate else ""
+        return f"{head}{r.grouping}: {r.group}"
+    word = {"gap": "gap", "worst": "worst group", "spread": "spread (SD of bins)"}.get(r.criterion or "", "")
+    return f"{r.grouping} {word} in {metric}"
+
+
+def comparison_rows(rows: list[ComparisonRow]) -> list[dict]:
+    digits = 3
+    return [{"model": fmt_text(r.model_b), "what": fmt_text(_what(r)), "n": fmt_int(r.n),
+             "a": fmt(r.value_a, digits), "b": fmt(r.value_b, digits), "diff": fmt(r.difference, digits),
+             "ci": fmt_ci(r.ci, digits), "p": _p(r.p_value), "q": _p(r.p_adjusted), "mde": fmt(r.mde, digits),
+             "significant": bool(r.significant), "notes": fmt_text("; ".join(r.notes))} for r in rows]
+
+
+def decisions_context(summary: AuditSummary) -> dict:
+    """The verdict statements and the comparison tables."""
+    v, c = summary.verdict, summary.comparisons
+    return {
+        "statements": [segments(s) for s in v.statements] + ([segments(v.note)] if v.note else []),
+        "differences": [segments(s) for s in v.differences],
+        "reference": fmt_text(v.reference or (c.reference if c else None)),
+        "comparisons": None if c is None else {
+            "reference": fmt_text(c.reference), "rows": fmt_int(c.rows), "level": c.level,
+            "n_perm": c.n_perm, "subject": fmt_text(c.subject) if c.subject else None,
+            "tables": [{"id": k, "title": t, "rows": comparison_rows(c.tables[k])}
+                       for k, t in TABLES if c.tables[k]]},
+    }

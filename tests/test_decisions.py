@@ -1,0 +1,140 @@
+"""The audit's decisions (issue 14): paired comparisons against the reference in the summary, the verdict
+in words, the console and the report's parts, and the reference's validation."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agefair.core.config import FairnessConfig
+from agefair.core.errors import AgefairError
+from agefair.data.labels import age_bin
+from agefair.fairness.decisions import comparisons, pick_reference, verdict
+from agefair.fairness.metrics import GROUPINGS, AuditSettings
+from agefair.fairness.result import AuditSummary
+
+SETTINGS = AuditSettings(n_boot=300, ci_level=0.95, seed=0, min_group_size=30)
+UTK = {k: v for k, v in GROUPINGS.items() if k != "shot"}
+
+
+def frames(shifts: dict[str, float | dict], n: int = 2400, seed: int = 0, subjects: bool = False) -> dict:
+    """Prediction frames of models that share one noise draw: ``shifts`` name -> a shift in years for
+    everyone, or {ethnicity: shift} for one group."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(1, 90, n)
+    base = pd.DataFrame({"file": [f"{i}.jpg" for i in range(n)], "age": age,
+                         "gender": rng.choice(["male", "female"], n),
+                         "ethnicity": rng.choice(["White", "Black", "Asian", "Indian"], n),
+                         "age_bin": age_bin(age, [0, 10, 20, 30, 40, 50, 60, 70]), "row": np.arange(n)})
+    if subjects:
+        base["subject"] = np.arange(n) // 3
+    noise = rng.normal(0, 4, n)
+    out = {}
+    for name, shift in shifts.items():
+        d = (np.where(base["ethnicity"] == next(iter(shift)), next(iter(shift.values())), 0.0)
+             if isinstance(shift, dict) else shift)
+        out[name] = base.assign(variant=name, pred=age + noise + d + (age < 50) * 0.0)
+    return out
+
+
+def run(preds, reference="baseline", fair=None):
+    fair = fair or FairnessConfig(n_boot=SETTINGS.n_boot)
+    comps, frame = comparisons(preds, groupings=UTK, settings=SETTINGS, config=fair.comparisons,
+                               reference=reference, gates=fair.gates)
+    return comps, verdict(frame, list(preds), comps, groupings=UTK, settings=SETTINGS)
+
+
+def test_a_model_worse_by_a_year_in_one_group_is_found_with_the_right_sign():
+    # 'shifted' is 3 years too old on Black faces only (noise sd 4: MAE there rises by about 1.5 years)
+    comps, said = run(frames({"baseline": 0.0, "shifted": {"Black": 3.0}}))
+    row = next(r for r in comps.groups if r.grouping == "ethnicity" and r.group == "Black")
+    assert row.model_a == "baseline" and row.model_b == "shifted"
+    assert row.difference > 0.5 and row.ci[0] > 0 and row.significant and row.p_adjusted < 0.05
+    assert row.p_adjusted >= row.p_value and row.mde > 0
+    white = next(r for r in comps.groups if r.grouping == "ethnicity" and r.group == "White")
+    assert white.difference == 0 and not white.significant
+    gap = next(r for r in comps.overall if r.criterion == "gap" and r.grouping == "ethnicity")
+    assert gap.difference > 0 and gap.significant
+    assert any("`shifted` raises Black MAE by" in s for s in said.differences)
+    assert said.best[0].key == "overall" and said.best[0].best == "baseline"
+
+
+def test_identical_models_give_no_credibly_best_model():
+    comps, said = run(frames({"baseline": 0.0, "copy": 0.0, "copy2": 0.0}))
+    assert all(r.p_value == 1 and not r.significant for t in comps.tables.values() for r in t)
+    assert said.best and all(b.best is None for b in said.best)
+    assert all(b.statement.startswith("no model is credibly best on ") for b in said.best)
+    assert said.differences == []
+
+
+def test_gate_false_pass_rows_and_bh_families():
+    comps, _ = run(frames({"baseline": 0.0, "older": 4.0}))
+    gates = [r for r in comps.gates if r.gate == "challenge-25"]
+    assert {r.criterion for r in gates} == {"overall", "group"} and {r.metric for r in gates} == {"false_pass"}
+    over = next(r for r in gates if r.criterion == "overall")
+    assert over.difference > 0 and over.significant  # 4 years older: more minors pass a challenge at 25
+    assert {r.table for r in comps.overall} == {"overall"} and {r.table for r in comps.groups} == {"groups"}
+
+
+def test_subjects_are_resampled_when_the_frames_have_a_subject_column():
+    comps, _ = run(frames({"baseline": 0.0, "b": 0.5}, subjects=True))
+    assert comps.subject == "subject" and all(r.clustered for r in comps.overall)
+
+
+def test_reference_choice_and_unknown_names():
+    assert pick_reference(["a", "baseline"], None) == "baseline"
+    assert pick_reference(["a", "b"], None) == "a"
+    assert pick_reference(["a", "b"], "b") == "b"
+    with pytest.raises(AgefairError) as err:
+        pick_reference(["a", "b"], "nosuch", flag="--reference")
+    assert str(err.value) == "--reference nosuch: no audited model has that name (models: a, b)"
+
+
+def test_unknown_reference_on_the_command_line_is_one_line(tmp_path, capsys):
+    from agefair.audit import main
+    from agefair.core.errors import run_cli
+
+    with pytest.raises(SystemExit) as done:
+        run_cli(main, ["--predictions", str(tmp_path / "a.csv"), "--reference", "nosuch",
+                              "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and "\n" not in err
+    assert "--reference nosuch: no audited model has that name (models: a)" in err
+
+
+def test_config_section_and_reference_key():
+    fair = FairnessConfig.model_validate({"reference": "lds", "comparisons": {"n_perm": 500, "power": 0.9}})
+    assert fair.reference == "lds" and fair.comparisons.n_perm == 500
+    with pytest.raises(ValueError):
+        FairnessConfig.model_validate({"comparisons": {"nperm": 5}})
+
+
+def test_typed_round_trip_console_and_report(tmp_path):
+    from agefair.cli.console import verdict_text
+    from agefair.reporting.page import render_html
+
+    comps, said = run(frames({"baseline": 0.0, "shifted": {"Black": 3.0}}))
+    s = AuditSummary.model_validate({"split": "test", "verdict": said.to_json(), "comparisons": comps.to_json()})
+    written = json.loads(json.dumps(s.to_json()))
+    assert AuditSummary.model_validate(written).to_json() == written
+    assert written["comparisons"]["reference"] == "baseline" and written["verdict"]["best"]
+    text = verdict_text(s)
+    assert "verdict (paired comparisons against baseline):" in text and "significant differences" in text
+    page = render_html(s, {})
+    assert '<section id="comparisons">' in page and 'id="comparisons-groups"' in page
+    plain = re.sub(r"<[^>]+>", "", page)
+    assert "baseline is credibly best on overall MAE" in plain or "credibly best on overall MAE" in plain
+    assert "raises Black MAE by" in plain
+
+
+def test_an_older_summary_verdict_still_reads_and_prints():
+    from agefair.cli.console import verdict_text
+
+    s = AuditSummary.model_validate({"verdict": {"most_accurate": "lds", "smallest_ethnicity_gap": None}})
+    assert s.verdict.legacy["most_accurate"] == "lds"
+    assert s.to_json()["verdict"] == {"most_accurate": "lds", "smallest_ethnicity_gap": None}
+    assert verdict_text(s) == "most accurate: lds; smallest ethnicity gap: None"
