@@ -138,3 +138,16 @@ def test_an_older_summary_verdict_still_reads_and_prints():
     assert s.verdict.legacy["most_accurate"] == "lds"
     assert s.to_json()["verdict"] == {"most_accurate": "lds", "smallest_ethnicity_gap": None}
     assert verdict_text(s) == "most accurate: lds; smallest ethnicity gap: None"
+
+
+def test_a_dataset_subject_column_is_read_and_not_an_attribute(tmp_path):
+    from agefair.core.config import DatasetConfig
+    from agefair.data.csv_dataset import read_labels
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,age,gender,person\na.jpg,20,f,p1\nb.jpg,21,f,p1\nc.jpg,40,m,\n")
+    labels = read_labels(csv, DatasetConfig.model_validate({"columns": {"subject": "person"}}), 116)
+    assert labels.attributes == ["gender"]
+    assert list(labels.rows["subject"]) == ["p1", "p1", "(line 4)"]
+    with pytest.raises(AgefairError, match="no subject column 'who'"):
+        read_labels(csv, DatasetConfig.model_validate({"columns": {"subject": "who"}}), 116)

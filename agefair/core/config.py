@@ -131,6 +131,7 @@ class DatasetColumns(StrictModel):
     age: str | None = None
     age_group: str | None = None
     attributes: list[str] | None = None
+    subject: str | None = None  # who each image shows: the audit's resamples draw subjects, not images
 
     @model_validator(mode="after")
     def _one_age(self) -> DatasetColumns:

@@ -150,7 +150,7 @@ def _attributes(path: Path, cols: list[str], cfg: DatasetConfig, age_col: str) -
         if unknown:
             raise AgefairError(f"{path}: no attribute column {unknown[0]!r} (columns: {', '.join(cols)})")
     else:
-        attributes = [c for c in cols if c not in (image, age_col) and c not in cfg.ignore]
+        attributes = [c for c in cols if c not in (image, age_col, cfg.columns.subject) and c not in cfg.ignore]
     clash = [a for a in attributes if a in RESERVED or a in (image, age_col)]
     if clash:
         raise AgefairError(f"{path}: attribute column {clash[0]!r} clashes with a name agefair uses "
@@ -169,6 +169,9 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
                            f"map it in the dataset config (--dataset-config), e.g. columns: {{image: PATH_COLUMN}}")
     age_col, kind = _age_column(path, frame, cfg)
     attributes = _attributes(path, cols, cfg, age_col)
+    subject = cfg.columns.subject
+    if subject is not None and subject not in cols:
+        raise AgefairError(f"{path}: no subject column {subject!r} (columns: {', '.join(cols)})")
 
     problems: list[dict] = []
 
@@ -208,9 +211,12 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
             flag(file, "missing_attribute", f"line {line}: {', '.join(empty)} empty")
             continue
         rec.update({a: str(values[a]).strip() for a in attributes})
+        if subject is not None:  # an image without a subject id is its own subject
+            rec["subject"] = str(values[subject]).strip() or f"(line {line})"
         records.append(rec)
     label_columns = ["age"] if kind == "exact" else ["age_group", "age_lo", "age_hi"]
-    rows = pd.DataFrame(records, columns=["line", "file", *label_columns, *attributes])
+    rows = pd.DataFrame(records, columns=["line", "file", *label_columns, *attributes,
+                                          *(["subject"] if subject is not None else [])])
     return CsvLabels(rows, kind, label_columns, attributes, problems, len(frame))
 
 
@@ -260,7 +266,8 @@ def assess_csv(path: Path, labels: CsvLabels, data_cfg: DataConfig, cache_file: 
         for f, d in zip(files, details):
             flag(f, problem, d)
     kept = valid.drop(index=list(dropped))
-    manifest = (kept[["file", *labels.label_columns, *labels.attributes, "sha256", "width", "height"]]
+    extra = ["subject"] if "subject" in kept.columns else []
+    manifest = (kept[["file", *labels.label_columns, *labels.attributes, *extra, "sha256", "width", "height"]]
                 .sort_values("file", kind="mergesort").reset_index(drop=True))
     problem_frame = pd.DataFrame(problems, columns=["file", "problem", "action", "detail"])
     groups = pd.DataFrame(groups_out, columns=["sha256", "n_files", "labels_agree", "kept", "files"])

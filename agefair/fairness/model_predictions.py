@@ -48,6 +48,8 @@ def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndar
         out[a] = m[a].to_numpy()[rows]
     if prepared.labels == "exact":
         out["age_bin"] = age_bin(m["age"].to_numpy()[rows], data_cfg.age_bins)
+    if "subject" in m.columns:  # the dataset config's subject column: comparisons resample subjects
+        out["subject"] = m["subject"].to_numpy()[rows]
     out["row"] = rows
     return pd.DataFrame(out)
 
