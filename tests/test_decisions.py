@@ -151,3 +151,52 @@ def test_a_dataset_subject_column_is_read_and_not_an_attribute(tmp_path):
     assert list(labels.rows["subject"]) == ["p1", "p1", "(line 4)"]
     with pytest.raises(AgefairError, match="no subject column 'who'"):
         read_labels(csv, DatasetConfig.model_validate({"columns": {"subject": "who"}}), 116)
+
+
+def _audits(n_small: int):
+    from agefair.fairness.metrics import audit_variant
+
+    pred = frames({"m": 0.0}, n=1200)["m"]
+    pred.loc[pred.index[:n_small], "ethnicity"] = "Tiny"
+    return {"m": audit_variant(pred, SETTINGS, UTK)}
+
+
+@pytest.mark.parametrize("min_power", [False, True])
+def test_min_power_fails_a_rule_over_an_underpowered_grouping(min_power):
+    from agefair.core.config import ThresholdRule
+    from agefair.fairness.power import group_power
+    from agefair.fairness.thresholds import judge
+
+    rule = ThresholdRule(metric="mae", grouping="ethnicity", statistic="difference", max=100.0, min_power=min_power)
+    tight = ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=0.3, min_power=min_power)
+    audits = _audits(35)  # 'Tiny': 35 rows, eligible (>= 30) but its MAE is known to about +-1 year
+    power = group_power(audits, [rule, tight], level=0.95, power=0.8, min_group_size=30)
+    tiny = next(p for p in power if p["group"] == "Tiny")
+    assert tiny["eligible"] and tiny["mde"] > 1 and tiny["underpowered"] is False  # limit 100: detectable
+    rows = {r["grouping"]: r for r in judge([rule, tight], audits, power)}
+    assert rows["ethnicity"]["passed"]
+    gender = rows["gender"]
+    assert gender["value"] < 0.3 or not min_power  # the point gap passes; only power decides
+    if min_power:
+        assert not gender["passed"] and "underpowered: " in gender["group"] and "MDE" in gender["group"]
+        assert set(gender["underpowered"]) == {"male", "female"}
+    else:
+        assert "underpowered" not in gender
+
+
+def test_min_power_needs_a_gap_rule():
+    from agefair.core.config import ThresholdRule
+
+    with pytest.raises(ValueError, match="min_power applies to gap rules"):
+        ThresholdRule(metric="mae", grouping="ethnicity", statistic="worst_group", max=9, min_power=True)
+
+
+def test_power_table_in_the_report():
+    from agefair.core.config import ThresholdRule
+    from agefair.fairness.power import group_power
+    from agefair.reporting.page import render_html
+
+    rule = ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=0.3)
+    power = group_power(_audits(35), [rule], level=0.95, power=0.8, min_group_size=30)
+    page = render_html(AuditSummary.model_validate({"power": power}), {})
+    assert 'id="power-table"' in page and "underpowered</span>" in page

@@ -303,6 +303,7 @@ class ThresholdRule(StrictModel):
     max: float | None = None
     min: float | None = None
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
+    min_power: bool = False  # a gap rule fails when an eligible group cannot detect a gap of its max
 
     @field_validator("metric")
     @classmethod
@@ -319,6 +320,8 @@ class ThresholdRule(StrictModel):
         if is_gate_metric(self.metric) != (self.gate is not None):
             raise ValueError(f"metric {self.metric} is an age gate's rate: name its gate" if self.gate is None
                              else f"metric {self.metric} is not an age gate's rate: leave out gate")
+        if self.min_power and (self.statistic != "difference" or self.max is None):
+            raise ValueError("min_power applies to gap rules: statistic difference with a max")
         if is_buffer_metric(self.metric) and self.statistic == "ratio":
             raise ValueError("buffers (ages) have no ratio: use statistic worst_group or difference")
         if self.metric == "age_bin_spread":

@@ -41,6 +41,7 @@ from agefair.fairness.model_predictions import (
     predict_variant,
     split_rows,
 )
+from agefair.fairness.power import group_power
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
 from agefair.fairness.thresholds import judge, not_applicable
 from agefair.models import runs
@@ -231,7 +232,10 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
     """The typed summary (summary.json) of the audited models."""
     prepared, rules = scope.prepared, scope.fair.rules
     audits = {name: a.audit for name, a in audited.items()}
-    verdicts = judge(rules, audits)
+    fair = scope.fair
+    power = group_power(audits, rules, level=fair.ci_level, power=fair.comparisons.power,
+                        min_group_size=fair.min_group_size)
+    verdicts = judge(rules, audits, power)
     board = leaderboard(audits, verdicts)
     comps, said = _decisions(scope, audited, reference)
     quality = {k: prepared.quality_report[k] for k in prepared.quality_report if k != "problems"}
@@ -239,7 +243,7 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         split=scope.split, passed=all(r["passed"] for r in verdicts), verdict=said.to_json(), leaderboard=board,
         thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits),
-        **({"comparisons": comps.to_json()} if comps is not None else {}),
+        **({"comparisons": comps.to_json()} if comps is not None else {}), power=power,
         dataset=dataset_info(prepared, scope.split, scope.n_split),
         variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
         data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},

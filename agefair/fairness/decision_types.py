@@ -103,3 +103,21 @@ class Verdict(Record):
     @property
     def statements(self) -> list[str]:
         return [b.statement for b in self.best if b.statement]
+
+
+class GroupPower(Record):
+    """What one group can detect (agefair.fairness.power): the MDE of a gap involving it at ``power``."""
+
+    variant: str | None = None
+    grouping: str | None = None
+    group: str | None = None
+    n: int | None = None
+    eligible: bool = False
+    metric: str | None = None
+    se: Num = None
+    mde: Num = None
+    power: Num = None
+    level: Num = None
+    rule: str | None = None  # the gap rule that judges the grouping
+    threshold: Num = None
+    underpowered: bool | None = None  # MDE > the rule's max (None: no rule judges the grouping)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
-from agefair.fairness.decision_types import Comparisons, Verdict
+from agefair.fairness.decision_types import Comparisons, GroupPower, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
@@ -260,6 +260,7 @@ class Check(Record):
     op: str = ""
     threshold: Num = None
     passed: bool = False
+    underpowered: list[str] | None = None  # min_power rules: the eligible groups that cannot detect the gap
 
 
 class NotApplicable(Record):
@@ -354,6 +355,7 @@ class AuditSummary(Record):
     thresholds: list[Check] = []
     thresholds_not_applicable: list[NotApplicable] = []
     comparisons: Comparisons | None = None  # every model against the reference, paired
+    power: list[GroupPower] = []  # what each group can detect (agefair.fairness.power)
     dataset: Dataset = Dataset()
     variants: dict[str, VariantEntry] = {}
     data: DataInfo = DataInfo()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule, is_gate_metric
+from agefair.fairness.power import underpowered
 from agefair.fairness.specs import INTERVAL_RULE_METRICS
 
 
@@ -85,10 +86,12 @@ def _statistic(rule: ThresholdRule, d: dict) -> tuple[str, float, list[float]]:
     return f"{d['worst_group']} vs {d['best_group']}", d["ratio"], d["ratio_ci"]
 
 
-def judge(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
+def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict] = ()) -> list[dict]:
     """One row per (variant, rule): the value, its interval, the judged number and pass/fail.
 
-    A rule whose number cannot be computed (NaN) fails: a gate that cannot be checked is not passed.
+    A rule whose number cannot be computed (NaN) fails: a gate that cannot be checked is not passed. A rule
+    with ``min_power`` fails when ``power`` (agefair.fairness.power.group_power's rows) has an eligible
+    group of its grouping that cannot detect a gap of its max; the row's ``underpowered`` says which.
     """
     rows = []
     for variant, audit in audits.items():
@@ -110,10 +113,16 @@ def judge(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
                 op, limit, ok = "<=", rule.max, judged <= rule.max
             else:
                 op, limit, ok = ">=", rule.min, judged >= rule.min
+            weak = underpowered(list(power), variant, rule, rule.grouping) if rule.min_power else []
+            if weak:
+                group = (f"{group}; underpowered: " + ", ".join(
+                    f"{w['group']} (n {w['n']}, MDE {w['mde']:.2f} > {rule.max:g})" for w in weak))
             rows.append({
                 "variant": variant, "rule": rule.label, "metric": rule.metric, "grouping": rule.grouping,
                 "statistic": rule.statistic, "group": group, "value": value, "ci": list(ci), "judge": rule.judge,
-                "judged_value": judged, "op": op, "threshold": limit, "passed": bool(ok and not math.isnan(judged)),
+                "judged_value": judged, "op": op, "threshold": limit,
+                "passed": bool(ok and not math.isnan(judged) and not weak),
+                **({"underpowered": [w["group"] for w in weak]} if rule.min_power else {}),
             })
     return rows
 

@@ -39,6 +39,15 @@ def comparison_rows(rows: list[ComparisonRow]) -> list[dict]:
              "significant": bool(r.significant), "notes": fmt_text("; ".join(r.notes))} for r in rows]
 
 
+def power_rows(summary: AuditSummary) -> list[dict]:
+    """The groups a gap rule judges, with their MDE; underpowered ones first."""
+    rows = [p for p in summary.power if p.threshold is not None]
+    rows.sort(key=lambda p: (not p.underpowered, p.variant or "", p.grouping or "", p.group or ""))
+    return [{"variant": fmt_text(p.variant), "grouping": fmt_text(p.grouping), "group": fmt_text(p.group),
+             "n": fmt_int(p.n), "mde": fmt(p.mde), "threshold": fmt(p.threshold), "rule": fmt_text(p.rule),
+             "underpowered": bool(p.underpowered), "eligible": p.eligible} for p in rows]
+
+
 def decisions_context(summary: AuditSummary) -> dict:
     """The verdict statements and the comparison tables."""
     v, c = summary.verdict, summary.comparisons
@@ -46,6 +55,7 @@ def decisions_context(summary: AuditSummary) -> dict:
         "statements": [segments(s) for s in v.statements] + ([segments(v.note)] if v.note else []),
         "differences": [segments(s) for s in v.differences],
         "reference": fmt_text(v.reference or (c.reference if c else None)),
+        "power": power_rows(summary),
         "comparisons": None if c is None else {
             "reference": fmt_text(c.reference), "rows": fmt_int(c.rows), "level": c.level,
             "n_perm": c.n_perm, "subject": fmt_text(c.subject) if c.subject else None,
