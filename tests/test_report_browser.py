@@ -139,6 +139,12 @@ def test_age_gate_charts_rendered(rendered):
     assert all(charts[c]["plots"] == 1 and charts[c]["svgs"] >= 1 for c in gates)
 
 
+def test_comparisons_section_in_the_page(rendered):
+    """The "Paired comparisons" section (issue 14) is in the page and its table of contents."""
+    _, source, _, _, _ = rendered
+    assert '<section id="comparisons">' in source and '<a href="#comparisons"' in source
+
+
 def test_no_console_errors_and_no_network(rendered):
     _, _, dom, stderr, _ = rendered
     assert console_messages(stderr) == []
