@@ -200,3 +200,19 @@ def test_power_table_in_the_report():
     power = group_power(_audits(35), [rule], level=0.95, power=0.8, min_group_size=30)
     page = render_html(AuditSummary.model_validate({"power": power}), {})
     assert 'id="power-table"' in page and "underpowered</span>" in page
+
+
+def test_underpowered_groups_are_marked_in_the_error_by_group_charts():
+    from agefair.core.config import ThresholdRule
+    from agefair.fairness.power import group_power
+    from agefair.reporting.page import render_html
+
+    audits = _audits(35)
+    rule = ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=0.3)
+    power = group_power(audits, [rule], level=0.95, power=0.8, min_group_size=30)
+    s = AuditSummary.model_validate({"power": power, "variants": {"m": {"audit": audits["m"]}}})
+    page = render_html(s, {})
+    groups = page.split('<section id="groups">')[1].split("</section>")[0].replace("\\u2021", "‡")
+    assert "female ‡" in groups and "male ‡" in groups and "(underpowered)" in groups
+    assert "Groups marked ‡ are" in groups
+    assert "White ‡" not in groups  # ethnicity has no gap rule here

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from agefair.fairness.result import AuditSummary
 from agefair.fairness.specs import METRIC_TITLES
 from agefair.reporting.format import fmt_ci, fmt_int, grouping_title, natural_key, num, plot_text
-from agefair.reporting.view import groups_by_name, metric_of, ordered_groups
+from agefair.reporting.view import groups_by_name, metric_of, ordered_groups, underpowered_groups
 
 # The metrics of the bar charts (toggled), for exact ages and for age-group labels: (metric, axis title).
 CHART_METRICS = {"exact": [("mae", "MAE (years)"), ("bias", "signed error (years; + = too old)")],
@@ -80,7 +80,8 @@ def grouped_bar_chart(summary: AuditSummary, variants: list[str], grouping: str,
     names, small = ordered_groups(summary, variants, grouping)
     if not names:
         return None
-    labels = [plot_text(n) + (" †" if n in small else "") for n in names]
+    weak = underpowered_groups(summary, grouping)
+    labels = [plot_text(n) + (" †" if n in small else "") + (" ‡" if n in weak else "") for n in names]
     fig = new_figure()
     metrics = CHART_METRICS[summary.labels]
     for metric, _ in metrics:
@@ -93,7 +94,8 @@ def grouped_bar_chart(summary: AuditSummary, variants: list[str], grouping: str,
                 ys.append(y)
                 plus.append(hi - y if None not in (y, hi) else None)
                 minus.append(y - lo if None not in (y, lo) else None)
-                custom.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]), " (small group)" if n in small else ""])
+                custom.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]),
+                               (" (small group)" if n in small else "") + (" (underpowered)" if n in weak else "")])
             fig.add_trace(go.Bar(
                 x=labels, y=ys, name=plot_text(v), legendgroup=plot_text(v), visible=metric == metrics[0][0],
                 marker=dict(color=PALETTE[i % len(PALETTE)],
@@ -133,7 +135,8 @@ def _heat_scales(summary: AuditSummary, variants: list[str], grouping: str) -> d
             signed_m: dict(colorscale="RdBu_r", zmin=-signed_abs, zmax=signed_abs, title=signed_title)}
 
 
-def _heat_cells(groups: dict, small: set[str], metric: str, cols: list[str], rows: list[str]) -> tuple:
+def _heat_cells(groups: dict, small: set[str], metric: str, cols: list[str], rows: list[str],
+                weak: frozenset[str] | set[str] = frozenset()) -> tuple:
     """(values, cell texts, hover data) of one variant's heat map: rows x columns of groups 'col / row'."""
     z, text, custom = [], [], []
     for r in rows:
@@ -143,8 +146,9 @@ def _heat_cells(groups: dict, small: set[str], metric: str, cols: list[str], row
             g = groups.get(key)
             y, lo, hi = metric_of(g, metric)
             zr.append(y)
-            tr.append("" if y is None else f"{y:.1f}" + ("†" if key in small else ""))
-            cr.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]), " (small group)" if key in small else ""])
+            tr.append("" if y is None else f"{y:.1f}" + ("†" if key in small else "") + ("‡" if key in weak else ""))
+            cr.append([fmt_int(g.n if g else None), fmt_ci([lo, hi]),
+                       (" (small group)" if key in small else "") + (" (underpowered)" if key in weak else "")])
         z.append(zr)
         text.append(tr)
         custom.append(cr)
@@ -168,7 +172,8 @@ def heatmap_chart(summary: AuditSummary, variants: list[str], grouping: str, cha
     for metric, _, _ in metrics:
         sc = scales[metric]
         for i, v in enumerate(variants):
-            z, text, custom = _heat_cells(groups_by_name(summary, v, grouping), small, metric, cols, rows)
+            z, text, custom = _heat_cells(groups_by_name(summary, v, grouping), small, metric, cols, rows,
+                                         underpowered_groups(summary, grouping))
             fig.add_trace(go.Heatmap(
                 z=z, x=[plot_text(c) for c in cols], y=[plot_text(r) for r in rows], text=text, texttemplate="%{text}",
                 textfont=dict(size=10), customdata=custom, colorscale=sc["colorscale"], zmin=sc["zmin"],

@@ -92,6 +92,7 @@ def chart_context(summary: AuditSummary, variants: list[str]) -> dict:
             group_charts.append({"grouping": grouping, "title": grouping_title(grouping), "chart": chart, "half": half})
     return {
         "group_charts": group_charts,
+        "any_underpowered": any(p.underpowered for p in summary.power),
         "age_charts": [c for c in (
             by_age_chart(summary, variants, "mae", "MAE", "chart-age-mae"),
             by_age_chart(summary, variants, "bias", "signed error", "chart-age-bias")) if c is not None],

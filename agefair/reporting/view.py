@@ -36,6 +36,11 @@ def ordered_groups(summary: AuditSummary, variants: list[str], grouping: str) ->
     return sorted(names, key=natural_key), small
 
 
+def underpowered_groups(summary: AuditSummary, grouping: str) -> set[str]:
+    """The groups of ``grouping`` that cannot detect the gap its rule forbids, for some model (summary.power)."""
+    return {str(p.group) for p in summary.power if p.grouping == grouping and p.underpowered}
+
+
 def chart_groupings(summary: AuditSummary, variants: list[str]) -> list[tuple[str, bool, bool]]:
     """(grouping, heat map?, half width?) for each grouping of the audits but shot, in the audits' order:
     age, the attributes, then intersections (an age x attribute intersection as a heat map)."""
