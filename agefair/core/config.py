@@ -304,6 +304,7 @@ class ThresholdRule(StrictModel):
     min: float | None = None
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
     min_power: bool = False  # a gap rule fails when an eligible group cannot detect a gap of its max
+    standardised: bool = False  # judge the age-standardised MAE (worst_group / difference; exact ages)
 
     @field_validator("metric")
     @classmethod
@@ -322,6 +323,8 @@ class ThresholdRule(StrictModel):
                              else f"metric {self.metric} is not an age gate's rate: leave out gate")
         if self.min_power and (self.statistic != "difference" or self.max is None):
             raise ValueError("min_power applies to gap rules: statistic difference with a max")
+        if self.standardised and (self.metric != "mae" or self.statistic not in ("worst_group", "difference")):
+            raise ValueError("standardised: true is for metric mae with statistic worst_group or difference")
         if is_buffer_metric(self.metric) and self.statistic == "ratio":
             raise ValueError("buffers (ages) have no ratio: use statistic worst_group or difference")
         if self.metric == "age_bin_spread":
@@ -335,11 +338,10 @@ class ThresholdRule(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        """Without ``gate`` when the rule names none (dumps of other rules read as before gates existed)."""
+        """Without ``gate`` / ``standardised`` when unset (dumps of other rules read as before they existed)."""
         out = handler(self)
-        if isinstance(out, dict) and out.get("gate") is None:
-            out.pop("gate", None)
-        return out
+        drop = {"gate": out.get("gate") is None, "standardised": not out.get("standardised")} if isinstance(out, dict) else {}
+        return {k: v for k, v in out.items() if not drop.get(k)} if drop else out
 
     @property
     def label(self) -> str:
@@ -347,7 +349,8 @@ class ThresholdRule(StrictModel):
             return self.name
         what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
         where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
-        return (f"{self.gate} " if self.gate else "") + f"{what}{where}"
+        adjusted = " (age-standardised)" if self.standardised else ""
+        return (f"{self.gate} " if self.gate else "") + f"{what}{where}{adjusted}"
 
 
 class FairnessConfig(StrictModel):

@@ -27,6 +27,7 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
+from agefair.fairness.age_adjusted import standardised_groupings
 from agefair.fairness.decision_types import Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.gates import gate_summaries
@@ -120,6 +121,7 @@ class _Scope:
         audit = audit_variant(pred, self.settings, self.groupings)
         if self.prepared.labels == "exact":
             audit["by_age"] = by_age(pred)
+            audit["standardised"] = standardised_groupings(pred, self.groupings, self.settings)
         audit["gates"] = gate_summaries(pred, groupings=self.groupings, gates=self.fair.gates, settings=self.settings)
         return audit
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
+from agefair.fairness.adjusted_types import AARResult, SlopeResult, StandardisedGrouping
 from agefair.fairness.decision_types import Comparisons, GroupPower, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
@@ -166,6 +167,9 @@ class ExactAudit(AuditBase):
     attributes: list[str] = []
     by_age: list[AgePoint] = []
     gates: list[GateSummary] = []  # the age gates (agefair.fairness.gates), one per (gate, grouping)
+    standardised: dict[str, StandardisedGrouping] = {}  # age-standardised MAE per single-attribute grouping
+    aar: AARResult | None = None
+    error_slopes: list[SlopeResult] = []
 
 
 class IntervalAudit(AuditBase):
@@ -260,6 +264,7 @@ class Check(Record):
     op: str = ""
     threshold: Num = None
     passed: bool = False
+    standardised: bool | None = None  # judged on the age-standardised MAE
     underpowered: list[str] | None = None  # min_power rules: the eligible groups that cannot detect the gap
 
 

@@ -66,6 +66,8 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
                                  v if isinstance(v, str) else _num(v) for k, v in d.items()})
     if rule.metric == "age_bin_spread":
         return "age bins", float(audit.get("age_bin_spread", math.nan)), nan2
+    if rule.standardised:
+        return _standardised(rule, audit)
     if rule.grouping == "overall":
         m = audit["overall"][rule.metric]
         return "all", m["value"], m["ci"]
@@ -76,6 +78,21 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
     if d is None:
         return "(fewer than 2 groups of adequate size)", math.nan, nan2
     return _statistic(rule, d)
+
+
+def _standardised(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
+    """A ``standardised: true`` rule's number: the age-standardised gap or worst group's standardised MAE."""
+    nan2 = [math.nan, math.nan]
+    st = (audit.get("standardised") or {}).get(rule.grouping)
+    if st is None:
+        return f"(no age-standardised {rule.grouping!r} in this audit)", math.nan, nan2
+    if st.get("worst_group") is None:
+        return "(fewer than 2 groups of adequate size)", math.nan, nan2
+    if rule.statistic == "difference":
+        return (f"{st['worst_group']} vs {st['best_group']} (age-standardised)", _num(st["gap"]),
+                [_num(x) for x in st["gap_ci"]])
+    g = next(x for x in st["groups"] if x["group"] == st["worst_group"])
+    return f"{st['worst_group']} (age-standardised)", _num(g["standardised"]), [_num(x) for x in g["standardised_ci"]]
 
 
 def _statistic(rule: ThresholdRule, d: dict) -> tuple[str, float, list[float]]:
@@ -121,6 +138,7 @@ def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict]
                 "variant": variant, "rule": rule.label, "metric": rule.metric, "grouping": rule.grouping,
                 "statistic": rule.statistic, "group": group, "value": value, "ci": list(ci), "judge": rule.judge,
                 "judged_value": judged, "op": op, "threshold": limit,
+                **({"standardised": True} if rule.standardised else {}),
                 "passed": bool(ok and not math.isnan(judged) and not weak),
                 **({"underpowered": [w["group"] for w in weak]} if rule.min_power else {}),
             })

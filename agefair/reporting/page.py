@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 from agefair.core.io import write_text_atomic
 from agefair.fairness.result import AuditSummary, ExactRow, RobustnessResult, parse
 from agefair.reporting import robustness as robustness_report
+from agefair.reporting.adjusted import standardised_tables
 from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
 from agefair.reporting.decisions import decisions_context
 from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
@@ -156,6 +157,7 @@ def build_context(summary: AuditSummary | dict, galleries: dict | None,
         **chart_context(summary, variants),
         "shot": shot_table(summary, variants),
         "disparity": disparity_tables(summary, variants),
+        "standardised": standardised_tables(summary, variants),
         **gates_context(summary, variants),
         "galleries": gallery_sections(galleries, variants) if galleries else [],
         "training": training_rows(summary, variants),

@@ -1,0 +1,47 @@
+"""Per-model numbers that adjust for, or look along, true age (exact ages only): the age-standardised MAE
+of each group of each single-attribute grouping (agefair.fairness.standardise: the reference is the
+age-bin mix of the whole evaluated split; a group lacking a bin is renormalised and flagged), the
+Guess-The-Age AAR and the slopes of signed error on true age, overall and per group
+(agefair.fairness.age_accuracy). All with bootstrap intervals (subjects resampled when the frame has a
+``subject`` column)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from agefair.fairness.age_accuracy import aar, error_slopes
+from agefair.fairness.metrics import AuditSettings, attribute_groupings
+from agefair.fairness.standardise import standardised_mae
+
+SUBJECT = "subject"
+
+
+def _cluster(pred: pd.DataFrame):
+    return pred[SUBJECT].to_numpy() if SUBJECT in pred.columns else None
+
+
+def standardised_groupings(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
+    """grouping -> agefair.fairness.standardise.Standardisation as JSON, for each single-attribute grouping."""
+    out = {}
+    for name in attribute_groupings(dict(groupings)):
+        col = groupings[name][0]
+        if col not in pred.columns or "age_bin" not in pred.columns:
+            continue
+        s = standardised_mae(pred=pred["pred"].to_numpy(float), age=pred["age"].to_numpy(float),
+                             age_bin=pred["age_bin"].to_numpy(), group=pred[col].to_numpy(), grouping=name,
+                             cluster=_cluster(pred), settings=settings)
+        out[name] = s.to_json()
+    return out
+
+
+def age_accuracy(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
+    """{"aar": AAR as JSON, "error_slopes": [Slope as JSON]}: overall and per group of each single grouping
+    (the attributes and age_bin)."""
+    p, age, cluster = pred["pred"].to_numpy(float), pred["age"].to_numpy(float), _cluster(pred)
+    single = {n: pred[c[0]].to_numpy() for n, c in groupings.items()
+              if len(c) == 1 and c[0] in pred.columns and c[0] != "shot"}
+    return {"aar": aar(pred=p, age=age, cluster=cluster, settings=settings).to_json(),
+            "error_slopes": [s.to_json() for s in error_slopes(pred=p, age=age, groupings=single, cluster=cluster,
+                                                               settings=settings)]}
