@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", metavar="NAME",
                    help="the model every other is compared with (default: fairness.yaml's reference:, else baseline, "
                         "else the first model)")
+    p.add_argument("--compare-to", metavar="OLD/summary.json",
+                   help="a previous audit of the same data (its summary.json, predictions.csv beside it): new - old per "
+                        "model, judged by statistic: change rules")
     p.add_argument("--robustness", action="store_true",
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
     add_data_args(p)
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=Path(args.out),
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
                    progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
-                   reference=args.reference)
+                   reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None)
     return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
 
 if __name__ == "__main__":

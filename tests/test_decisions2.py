@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from bad_input_helpers import cli, one_line_error
+from conftest import jpeg_bytes
 
 from agefair.core.config import ThresholdRule
 from agefair.data.labels import age_bin
@@ -61,3 +67,91 @@ def test_standardised_rule_validation():
     with pytest.raises(ValueError, match="standardised: true is for metric mae"):
         ThresholdRule(metric="mae", grouping="group", statistic="ratio", max=1, standardised=True)
     assert "standardised" not in ThresholdRule(metric="mae", max=1).model_dump()
+
+
+# --------------------------------------------------------------------------- the audit command on a labels CSV
+
+N_ROWS = 240
+WRONG = [3, 50, 101, 150, 201]  # rows whose labels are planted wrong (true age + 40)
+
+
+def rules_file(path, rules, **extra):
+    path.write_text(yaml.safe_dump({"n_boot": 100, "min_group_size": 10, "gallery_k": 0,
+                                    "comparisons": {"n_perm": 100}, "rules": rules, **extra}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    """A labels CSV (file, age, group) over tiny images; two models' predictions files that agree closely
+    on every row (the planted wrong labels: both far from the label, close to the true age)."""
+    root = tmp_path_factory.mktemp("decisions2")
+    rng = np.random.default_rng(1)
+    (root / "data" / "img").mkdir(parents=True)
+    true_age = rng.integers(5, 80, N_ROWS)
+    label = true_age.copy()
+    label[WRONG] = true_age[WRONG] + 40
+    files = [f"img/{i}.jpg" for i in range(N_ROWS)]
+    for f in files:
+        (root / "data" / f).write_bytes(jpeg_bytes(rng, size=(40, 40)))
+    group = np.where(np.arange(N_ROWS) % 2 == 0, "x", "y")
+    pd.DataFrame({"file": files, "age": label, "group": group}).to_csv(root / "data" / "labels.csv", index=False)
+    noise = rng.normal(0, 3, N_ROWS)
+    for name, shift in (("a", 0.0), ("b", 0.5)):
+        pd.DataFrame({"file": files, "pred": true_age + noise + shift}).to_csv(root / f"{name}.csv", index=False)
+    worse = true_age + noise + np.where(group == "x", 4.0, 0.0)
+    pd.DataFrame({"file": files, "pred": worse}).to_csv(root / "a_worse.csv", index=False)
+    return root
+
+
+def audit(ds, out, capsys, *extra, rules=None, a="a.csv"):
+    thresholds = rules_file(out.parent / f"{out.name}.yaml", rules or [{"metric": "mae", "max": 1000}])
+    return cli("audit", ["--data", str(ds / "data" / "labels.csv"), "--predictions", str(ds / a), "--predictions",
+                         str(ds / "b.csv"), "--name", "a", "--name", "b", "--thresholds", str(thresholds),
+                         "--out", str(out), "--work", str(ds / "work"), "--quiet", *map(str, extra)], capsys)
+
+
+CHANGE_OK = {"metric": "mae", "grouping": "group", "statistic": "change", "max": 0.5, "judge": "ci_lower"}
+CHANGE_OVERALL = {"metric": "mae", "grouping": "overall", "statistic": "change", "max": 0.5, "judge": "point"}
+
+
+def test_compare_to_passes_and_fails_with_exit_codes(ds, tmp_path, capsys):
+    old = tmp_path / "old"
+    code, out, _ = audit(ds, old, capsys, rules=[CHANGE_OK])
+    assert code == 0, out
+    s = json.loads((old / "summary.json").read_text())
+    assert "compare_to" not in s and any("needs --compare-to" in r["reason"] for r in s["thresholds_not_applicable"])
+    assert (old / "summary.json").is_symlink()  # published: resolved through the symlink below
+    code, out, _ = audit(ds, tmp_path / "same", capsys, "--compare-to", old / "summary.json",
+                         rules=[CHANGE_OK, CHANGE_OVERALL])
+    assert code == 0, out
+    s = AuditSummary.model_validate(json.loads((tmp_path / "same" / "summary.json").read_text()))
+    assert s.compare_to.models == ["a", "b"] and s.compare_to.matched["a"]["rows"] == s.compare_to.matched["a"]["new_rows"] >= N_ROWS - 5
+    assert all(r.difference == 0 for r in s.compare_to.overall + s.compare_to.groups)
+    changes = [c for c in s.thresholds if c.statistic == "change"]
+    assert len(changes) == 4 and all(c.passed for c in changes)
+    assert "compared with the previous audit" in out
+    page = (tmp_path / "same" / "report.html").read_text()
+    assert 'id="compare-to"' in page and 'id="compare-to-groups"' in page
+    code, out, _ = audit(ds, tmp_path / "worse", capsys, "--compare-to", old, rules=[CHANGE_OK],
+                         a="a_worse.csv")
+    assert code == 1 and "fairness thresholds FAILED" in out
+    s = json.loads((tmp_path / "worse" / "summary.json").read_text())
+    failed = [c for c in s["thresholds"] if not c["passed"]]
+    assert [(c["variant"], c["group"]) for c in failed] == [("a", "x")] and failed[0]["judged_value"] > 0.5
+
+
+def test_compare_to_refuses_other_data_or_missing_predictions_in_one_line(ds, tmp_path, capsys):
+    old = tmp_path / "old"
+    assert audit(ds, old, capsys)[0] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    s = json.loads((old / "summary.json").read_text())
+    s["dataset"]["manifest_hash"] = "0" * 64
+    (other / "summary.json").write_text(json.dumps(s))
+    shutil.copy(old / "predictions.csv", other / "predictions.csv")
+    code, _, err = audit(ds, tmp_path / "n1", capsys, "--compare-to", other / "summary.json")
+    one_line_error(code, err, "data manifest hash", "differs")
+    (other / "predictions.csv").unlink()
+    code, _, err = audit(ds, tmp_path / "n2", capsys, "--compare-to", other / "summary.json")
+    one_line_error(code, err, "predictions.csv", "missing or unreadable")

@@ -36,6 +36,7 @@ class AuditJob:
     galleries: bool = True
     robustness: bool = False
     reference: str | None = None  # --reference (default: fairness.yaml's, else baseline, else the first)
+    compare_to: Path | None = None  # --compare-to: a previous audit's summary.json
 
 
 def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig) -> int:
@@ -44,7 +45,7 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
     summary, preds, galleries = run_audit(
         prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
         device=job.device, progress=job.progress, galleries=job.galleries, thresholds_file=job.thresholds_file,
-        external=job.external, reference=job.reference)
+        external=job.external, reference=job.reference, compare_to_path=job.compare_to)
     summary.seconds = time.perf_counter() - started
     rob = None
     if job.robustness:
@@ -71,6 +72,8 @@ def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) 
           f"{'age-group labels' if interval else 'exact ages'}")
     print_leaderboard(summary.leaderboard)
     print(verdict_text(summary))
+    if (c := summary.compare_to) is not None:
+        print(f"compared with the previous audit {c.path} ({c.generated}): {', '.join(c.models) or 'no model in both'}")
     if gates := gates_text(summary):
         print("age gates (worst group's false pass; the largest difference in the challenge age groups need):")
         print(gates)

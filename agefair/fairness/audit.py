@@ -28,7 +28,7 @@ from agefair.core.provenance import git_commit, git_dirty, reproduce_command, ve
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
 from agefair.fairness.age_adjusted import standardised_groupings
-from agefair.fairness.decision_types import Verdict
+from agefair.fairness.decision_types import CompareTo, Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.gates import gate_summaries
 from agefair.fairness.leaderboard import by_age, leaderboard
@@ -43,6 +43,7 @@ from agefair.fairness.model_predictions import (
     split_rows,
 )
 from agefair.fairness.power import group_power
+from agefair.fairness.regression import Previous, check_same_data, compare_to, load_previous
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
 from agefair.fairness.thresholds import judge, not_applicable
 from agefair.models import runs
@@ -229,23 +230,34 @@ def _decisions(scope: _Scope, audited: dict[str, _Audited], reference: str):
     return comps, verdict(frame, names, comps, groupings=scope.groupings, settings=scope.settings)
 
 
+def _compare_to(scope: _Scope, audited: dict[str, _Audited], previous: Previous | None) -> dict | None:
+    if previous is None:
+        return None
+    d = compare_to(previous, {n: a.pred for n, a in audited.items()}, groupings=scope.groupings,
+                   settings=scope.settings, config=scope.fair.comparisons)
+    return CompareTo.model_validate(nan_to_none(d)).to_json()
+
+
+# long: gathers every part of summary.json in its order
 def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance,
-             gallery_note: str | None, reference: str) -> AuditSummary:
+             gallery_note: str | None, reference: str, previous: Previous | None = None) -> AuditSummary:
     """The typed summary (summary.json) of the audited models."""
     prepared, rules = scope.prepared, scope.fair.rules
     audits = {name: a.audit for name, a in audited.items()}
     fair = scope.fair
     power = group_power(audits, rules, level=fair.ci_level, power=fair.comparisons.power,
                         min_group_size=fair.min_group_size)
-    verdicts = judge(rules, audits, power)
+    changes = _compare_to(scope, audited, previous)
+    verdicts = judge(rules, audits, power, changes)
     board = leaderboard(audits, verdicts)
     comps, said = _decisions(scope, audited, reference)
     quality = {k: prepared.quality_report[k] for k in prepared.quality_report if k != "problems"}
     parts = dict(
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         split=scope.split, passed=all(r["passed"] for r in verdicts), verdict=said.to_json(), leaderboard=board,
-        thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits),
+        thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits, changes is not None),
         **({"comparisons": comps.to_json()} if comps is not None else {}), power=power,
+        **({"compare_to": changes} if changes is not None else {}),
         dataset=dataset_info(prepared, scope.split, scope.n_split),
         variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
         data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},
@@ -260,22 +272,27 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
 def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_dir: Path | None = None,
               variants: list[str] = (), split: str | None = None, device: str = "auto", progress: bool = False,
               galleries: bool = True, thresholds_file: str = "",
-              external: list[tuple[Path, str]] = (), reference: str | None = None
-              ) -> tuple[AuditSummary, pd.DataFrame, dict]:
+              external: list[tuple[Path, str]] = (), reference: str | None = None,
+              compare_to_path: Path | None = None) -> tuple[AuditSummary, pd.DataFrame, dict]:
     """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions;
     every model is compared with ``reference`` (default: fairness.yaml's ``reference:``, else baseline, else the
-    first model)."""
+    first model); ``compare_to_path``: a previous audit's summary.json (--compare-to)."""
+    previous = load_previous(compare_to_path) if compare_to_path is not None else None
+    if previous is not None:
+        check_same_data(previous, manifest_hash=prepared.data_hash, labels=prepared.labels)
     variants = list(variants)
     names = [*variants, *(n for _, n in external)]
     ref = pick_reference(names, reference, flag="--reference") if reference else (
         pick_reference(names, fair.reference, flag="fairness.yaml reference:") if names else None)
     here = trained_here(runs_dir, variants, prepared) if variants else {}
     scope = _scope(prepared, fair, choose_split(split, prepared, here), here)
+    if previous is not None:
+        check_same_data(previous, manifest_hash=prepared.data_hash, labels=prepared.labels, split=scope.split)
     rt = make_runtime(device, "auto", True) if variants else None
     audited = {v: _audit_variant(scope, v, runs_dir, data_cfg, rt, progress, here[v]) for v in variants}
     for path, name in external:
         audited[name] = _audit_external(scope, path, name, data_cfg)
     gallery_data, note = _galleries(scope, audited, variants, runs_dir, progress) if galleries else ({}, None)
     provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt)
-    summary = _summary(scope, audited, provenance, note, ref)
+    summary = _summary(scope, audited, provenance, note, ref, previous)
     return summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data

@@ -62,6 +62,24 @@ class Comparisons(Record):
         return {"overall": self.overall, "groups": self.groups, "gates": self.gates}
 
 
+class CompareTo(Record):
+    """summary.compare_to (--compare-to): every model in both audits, new - old on the same rows (model_a is
+    '<model> (previous)'); each table one Benjamini-Hochberg family."""
+
+    path: str | None = None  # as given
+    resolved: str | None = None  # the summary.json it resolved to (through symlinks)
+    generated: str | None = None  # when the previous audit was made
+    models: list[str] = []
+    only_new: list[str] = []
+    only_previous: list[str] = []
+    matched: dict[str, dict[str, int]] = {}  # model -> rows (matched), new_rows, old_rows
+    level: Num = None
+    n_boot: int | None = None
+    n_perm: int | None = None
+    overall: list[ComparisonRow] = []
+    groups: list[ComparisonRow] = []
+
+
 class BestStatement(Record):
     """Which model is credibly best on one criterion, or that none is."""
 

@@ -46,6 +46,9 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("signed", "signed distance", "interval", True, signed=True),
     MetricSpec("too_old", "share too old", "interval", True, share=True),
     MetricSpec("too_young", "share too young", "interval", True, share=True),
+    # age accuracy (agefair.fairness.age_accuracy): one AAR per model; error slopes overall and per group
+    MetricSpec("aar", "AAR (Guess-The-Age 2021)", "exact", False, grouped=False),
+    MetricSpec("error_slope", "slope of signed error on true age", "exact", True, signed=True, grouped=False),
     # age gates (agefair.fairness.gates): both kinds of labels; a rule names a buffer as buffer_<target>
     MetricSpec("false_pass", "false pass (minors let through)", None, True, share=True, gate="threshold"),
     MetricSpec("false_pass_band", "false pass in the minors band", None, True, share=True, gate="threshold"),

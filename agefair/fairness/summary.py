@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Tag
 
 from agefair.fairness.adjusted_types import AARResult, SlopeResult, StandardisedGrouping
-from agefair.fairness.decision_types import Comparisons, GroupPower, Verdict
+from agefair.fairness.decision_types import CompareTo, Comparisons, GroupPower, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
@@ -361,6 +361,7 @@ class AuditSummary(Record):
     thresholds_not_applicable: list[NotApplicable] = []
     comparisons: Comparisons | None = None  # every model against the reference, paired
     power: list[GroupPower] = []  # what each group can detect (agefair.fairness.power)
+    compare_to: CompareTo | None = None  # --compare-to: new - old against a previous audit
     dataset: Dataset = Dataset()
     variants: dict[str, VariantEntry] = {}
     data: DataInfo = DataInfo()

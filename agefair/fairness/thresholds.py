@@ -22,10 +22,15 @@ def applies(rule: ThresholdRule, audit: dict) -> bool:
     return (rule.metric in INTERVAL_RULE_METRICS) == (audit.get("labels", "exact") == "interval")
 
 
-def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict]) -> list[dict]:
-    """The rules that no audited model's labels allow, with the reason."""
+def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict], compared: bool = False) -> list[dict]:
+    """The rules that no audited model's labels allow, and ``change`` rules without --compare-to (``compared``
+    False), with the reason."""
     out = []
     for rule in rules:
+        if rule.statistic == "change" and not compared:
+            out.append({"rule": rule.label, "metric": rule.metric,
+                        "reason": "statistic change needs --compare-to (a previous audit)"})
+            continue
         if audits and not any(applies(rule, a) for a in audits.values()):
             kinds = "age-group labels" if rule.metric in INTERVAL_RULE_METRICS else "exact ages"
             out.append({"rule": rule.label, "metric": rule.metric, "reason": f"{rule.metric} is for {kinds}"})
@@ -103,7 +108,27 @@ def _statistic(rule: ThresholdRule, d: dict) -> tuple[str, float, list[float]]:
     return f"{d['worst_group']} vs {d['best_group']}", d["ratio"], d["ratio_ci"]
 
 
-def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict] = ()) -> list[dict]:
+def _change(rule: ThresholdRule, variant: str, changes: dict) -> tuple[str, float, list[float]] | None:
+    """A ``change`` rule's (group, new - old, interval): overall, or the group whose judged change is largest
+    (None: the model is not in the previous audit)."""
+    if variant not in changes.get("models", []):
+        return None
+    nan2 = [math.nan, math.nan]
+    if rule.grouping == "overall":
+        rows = [r for r in changes.get("overall", []) if r["criterion"] == "overall"]
+    else:
+        rows = [r for r in changes.get("groups", []) if r["grouping"] == rule.grouping]
+    rows = [r for r in rows if r["model_b"] == variant and r["metric"] == rule.metric]
+    if not rows:
+        return f"(no {rule.grouping!r} in the comparison with the previous audit)", math.nan, nan2
+    pick = {"point": lambda r: _num(r["difference"]), "ci_lower": lambda r: _num(r["ci"][0]),
+            "ci_upper": lambda r: _num(r["ci"][1])}[rule.judge]
+    r = max(rows, key=lambda r: -math.inf if math.isnan(pick(r)) else pick(r) * (1 if rule.max is not None else -1))
+    return r.get("group") or "all", _num(r["difference"]), [_num(x) for x in r["ci"]]
+
+
+def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict] = (),
+          changes: dict | None = None) -> list[dict]:
     """One row per (variant, rule): the value, its interval, the judged number and pass/fail.
 
     A rule whose number cannot be computed (NaN) fails: a gate that cannot be checked is not passed. A rule
@@ -114,7 +139,7 @@ def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict]
     for variant, audit in audits.items():
         expanded = []
         for rule in rules:
-            if not applies(rule, audit):
+            if not applies(rule, audit) or (rule.statistic == "change" and changes is None):
                 continue
             if rule.grouping != EVERY_ATTRIBUTE:
                 expanded.append(rule)
@@ -124,7 +149,10 @@ def judge(rules: list[ThresholdRule], audits: dict[str, dict], power: list[dict]
                 label = f"{rule.name} ({g})" if rule.name else None
                 expanded.append(rule.model_copy(update={"grouping": g or EVERY_ATTRIBUTE, "name": label}))
         for rule in expanded:
-            group, value, ci = _measure(rule, audit)
+            measured = _change(rule, variant, changes) if rule.statistic == "change" else _measure(rule, audit)
+            if measured is None:  # a change rule on a model the previous audit lacks
+                continue
+            group, value, ci = measured
             judged = {"point": value, "ci_lower": ci[0], "ci_upper": ci[1]}[rule.judge]
             if rule.max is not None:
                 op, limit, ok = "<=", rule.max, judged <= rule.max

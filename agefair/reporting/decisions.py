@@ -50,8 +50,13 @@ def power_rows(summary: AuditSummary) -> list[dict]:
 
 def decisions_context(summary: AuditSummary) -> dict:
     """The verdict statements and the comparison tables."""
-    v, c = summary.verdict, summary.comparisons
+    v, c, pc = summary.verdict, summary.comparisons, summary.compare_to
     return {
+        "compare_to": None if pc is None else {
+            "path": fmt_text(pc.path), "generated": fmt_text(pc.generated), "only_new": ", ".join(pc.only_new),
+            "only_previous": ", ".join(pc.only_previous),
+            "tables": [{"id": k, "rows": comparison_rows(rows)} for k, rows in (("overall", pc.overall),
+                                                                                 ("groups", pc.groups)) if rows]},
         "statements": [segments(s) for s in v.statements] + ([segments(v.note)] if v.note else []),
         "differences": [segments(s) for s in v.differences],
         "reference": fmt_text(v.reference or (c.reference if c else None)),
