@@ -13,7 +13,7 @@ import yaml
 from bad_input_helpers import cli, one_line_error
 from conftest import jpeg_bytes
 
-from agefair.core.config import ThresholdRule
+from agefair.core.config import FairnessConfig, ThresholdRule
 from agefair.data.labels import age_bin
 from agefair.fairness.age_adjusted import standardised_groupings
 from agefair.fairness.metrics import AuditSettings, audit_variant
@@ -155,3 +155,35 @@ def test_compare_to_refuses_other_data_or_missing_predictions_in_one_line(ds, tm
     (other / "predictions.csv").unlink()
     code, _, err = audit(ds, tmp_path / "n2", capsys, "--compare-to", other / "summary.json")
     one_line_error(code, err, "predictions.csv", "missing or unreadable")
+
+
+def test_label_noise_suspects_aar_and_slope_rules(ds, tmp_path, capsys):
+    rules = [{"metric": "aar", "min": 0.5}, {"metric": "aar", "min": 9.9, "name": "aar too strict"},
+             {"metric": "error_slope", "grouping": "group", "statistic": "worst_group", "max": 0.5},
+             {"metric": "error_slope", "max": 0.0001, "judge": "ci_lower", "name": "slope too strict"}]
+    code, out, _ = audit(ds, tmp_path / "rep", capsys, rules=rules)
+    assert code == 1
+    s = AuditSummary.model_validate(json.loads((tmp_path / "rep" / "summary.json").read_text()))
+    noise = s.label_noise
+    assert {x.file for x in noise.suspects} <= {f"img/{i}.jpg" for i in WRONG} and len(noise.suspects) >= 4
+    assert all(set(x.predictions) == {"a", "b"} and x.thumbnail.startswith("data:image/png") for x in noise.suspects)
+    overall = [r for r in noise.sensitivity if r.grouping is None and r.model == "a"][0]
+    assert overall.n_flagged == len(noise.suspects) and overall.without_flagged < overall.with_flagged - 0.5
+    checks = {(c.variant, c.rule): c for c in s.thresholds}
+    assert checks[("a", "aar value")].passed and not checks[("a", "aar too strict")].passed
+    assert checks[("a", "error_slope worst_group by group")].passed
+    assert not checks[("a", "slope too strict")].passed
+    assert s.audit("a").aar.aar > 0 and s.audit("a").error_slopes[0].grouping is None
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert 'id="noise-suspects"' in page and 'id="aar-table"' in page and 'id="slope-table"' in page
+    assert page.count('class="thumb"') == len(noise.suspects) and 'id="noise-sensitivity-table"' in page
+
+
+def test_aar_and_slope_rule_validation():
+    with pytest.raises(ValueError, match="aar is one number per model"):
+        ThresholdRule(metric="aar", max=5)
+    with pytest.raises(ValueError, match="error_slope"):
+        ThresholdRule(metric="error_slope", grouping="group", statistic="difference", max=1)
+    with pytest.raises(ValueError, match="statistic change"):
+        ThresholdRule(metric="rmse", statistic="change", max=1)
+    assert FairnessConfig.model_validate({"label_noise": {"k_years": 10, "enabled": False}}).label_noise.k_years == 10

@@ -71,3 +71,34 @@ class SlopeResult(Record):
     slope: Num = None
     ci: CI = [None, None]
     level: Num = None
+
+
+class NoiseSuspect(Record):
+    row: int | None = None
+    file: str | None = None
+    age: Num = None  # the label
+    mean_pred: Num = None
+    spread: Num = None
+    min_abs_error: Num = None
+    predictions: dict[str, Num] = {}
+    thumbnail: str | None = None  # a PNG data URI (None: not available)
+
+
+class NoiseSensitivity(Record):
+    model: str | None = None
+    grouping: str | None = None  # None: overall
+    group: str | None = None  # None: the grouping's gap
+    statistic: str | None = None  # mae | gap
+    n: int | None = None
+    n_flagged: int | None = None
+    with_flagged: Num = None
+    without_flagged: Num = None
+    change: Num = None
+
+
+class LabelNoiseResult(Record):
+    """summary.label_noise: suspected wrong labels (agefair.fairness.label_noise) and the sensitivity table."""
+
+    rule: dict[str, Any] = {}
+    suspects: list[NoiseSuspect] = []
+    sensitivity: list[NoiseSensitivity] = []

@@ -27,7 +27,7 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
-from agefair.fairness.age_adjusted import standardised_groupings
+from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
 from agefair.fairness.decision_types import CompareTo, Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.gates import gate_summaries
@@ -42,6 +42,7 @@ from agefair.fairness.model_predictions import (
     predict_variant,
     split_rows,
 )
+from agefair.fairness.noise_audit import label_noise
 from agefair.fairness.power import group_power
 from agefair.fairness.regression import Previous, check_same_data, compare_to, load_previous
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
@@ -123,6 +124,7 @@ class _Scope:
         if self.prepared.labels == "exact":
             audit["by_age"] = by_age(pred)
             audit["standardised"] = standardised_groupings(pred, self.groupings, self.settings)
+            audit.update(age_accuracy(pred, self.groupings, self.settings))
         audit["gates"] = gate_summaries(pred, groupings=self.groupings, gates=self.fair.gates, settings=self.settings)
         return audit
 
@@ -248,6 +250,8 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
     power = group_power(audits, rules, level=fair.ci_level, power=fair.comparisons.power,
                         min_group_size=fair.min_group_size)
     changes = _compare_to(scope, audited, previous)
+    noise = label_noise({n: a.pred for n, a in audited.items()}, groupings=scope.groupings,
+                        data_dir=prepared.data_dir, settings=fair.label_noise, min_group_size=fair.min_group_size)
     verdicts = judge(rules, audits, power, changes)
     board = leaderboard(audits, verdicts)
     comps, said = _decisions(scope, audited, reference)
@@ -258,6 +262,7 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
         thresholds=verdicts, thresholds_not_applicable=not_applicable(rules, audits, changes is not None),
         **({"comparisons": comps.to_json()} if comps is not None else {}), power=power,
         **({"compare_to": changes} if changes is not None else {}),
+        **({"label_noise": noise} if noise is not None else {}),
         dataset=dataset_info(prepared, scope.split, scope.n_split),
         variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
         data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
-from agefair.fairness.adjusted_types import AARResult, SlopeResult, StandardisedGrouping
+from agefair.fairness.adjusted_types import AARResult, LabelNoiseResult, SlopeResult, StandardisedGrouping
 from agefair.fairness.decision_types import CompareTo, Comparisons, GroupPower, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.record import CI, Num, Record
@@ -362,6 +362,7 @@ class AuditSummary(Record):
     comparisons: Comparisons | None = None  # every model against the reference, paired
     power: list[GroupPower] = []  # what each group can detect (agefair.fairness.power)
     compare_to: CompareTo | None = None  # --compare-to: new - old against a previous audit
+    label_noise: LabelNoiseResult | None = None  # suspected wrong labels, with and without them
     dataset: Dataset = Dataset()
     variants: dict[str, VariantEntry] = {}
     data: DataInfo = DataInfo()

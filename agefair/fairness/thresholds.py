@@ -73,6 +73,8 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
         return "age bins", float(audit.get("age_bin_spread", math.nan)), nan2
     if rule.standardised:
         return _standardised(rule, audit)
+    if rule.metric in ("aar", "error_slope"):
+        return _age_accuracy(rule, audit)
     if rule.grouping == "overall":
         m = audit["overall"][rule.metric]
         return "all", m["value"], m["ci"]
@@ -83,6 +85,25 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
     if d is None:
         return "(fewer than 2 groups of adequate size)", math.nan, nan2
     return _statistic(rule, d)
+
+
+def _age_accuracy(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
+    """The AAR (overall), or the error slope: overall, or the group whose slope is furthest from 0 (its
+    interval's bounds as absolute values, the nearer-to-0 bound first; an interval over 0 starts at 0)."""
+    nan2 = [math.nan, math.nan]
+    if rule.metric == "aar":
+        a = audit.get("aar")
+        return ("all", _num(a["aar"]), [_num(x) for x in a["aar_ci"]]) if a else ("(no AAR in this audit)", math.nan,
+                                                                                 nan2)
+    grouping = None if rule.grouping == "overall" else rule.grouping
+    rows = [r for r in audit.get("error_slopes") or [] if r["grouping"] == grouping and _num(r["slope"]) == _num(
+        r["slope"])]
+    if not rows:
+        return f"(no error slope by {rule.grouping!r} in this audit)", math.nan, nan2
+    r = max(rows, key=lambda r: abs(_num(r["slope"])))
+    lo, hi = (_num(x) for x in r["ci"])
+    ci = [0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi))]
+    return r["group"] or "all", abs(_num(r["slope"])), ci
 
 
 def _standardised(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:

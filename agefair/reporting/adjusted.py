@@ -27,3 +27,31 @@ def standardised_tables(summary: AuditSummary, variants: list[str]) -> dict[str,
                     "missing": (f"lacks {', '.join(g.missing_bins)} (covers {fmt_pct(g.coverage)} of the reference)"
                                 if g.missing_bins else "")})
     return out
+
+
+def age_accuracy_context(summary: AuditSummary, variants: list[str]) -> dict:
+    """The AAR and error slopes per model, and the label-noise suspects with the sensitivity table."""
+    aar, slopes = [], []
+    for v in variants:
+        audit = summary.audit(v)
+        if not isinstance(audit, ExactAudit):
+            continue
+        if audit.aar is not None:
+            a = audit.aar
+            aar.append({"variant": fmt_text(v), "aar": fmt(a.aar), "aar_ci": fmt_ci(a.aar_ci), "mae": fmt(a.mae),
+                        "sigma": fmt(a.sigma), "sigma_ci": fmt_ci(a.sigma_ci),
+                        "missing": ", ".join(a.missing_groups)})
+        slopes += [{"variant": fmt_text(v), "grouping": fmt_text(s.grouping or "overall"), "group": fmt_text(s.group or "all"),
+                    "n": fmt_int(s.n), "mean_age": fmt(s.mean_age, 1), "slope": fmt(s.slope, 3),
+                    "ci": fmt_ci(s.ci, 3)} for s in audit.error_slopes]
+    noise = summary.label_noise
+    return {"aar": aar, "slopes": slopes, "noise": None if noise is None else {
+        "rule": noise.rule, "n_flagged": len(noise.suspects),
+        "suspects": [{"file": fmt_text(s.file), "label": fmt(s.age, 0), "mean": fmt(s.mean_pred, 1),
+                      "spread": fmt(s.spread, 1), "thumbnail": s.thumbnail,
+                      "predictions": ", ".join(f"{m} {fmt(p, 1)}" for m, p in s.predictions.items())}
+                     for s in noise.suspects],
+        "sensitivity": [{"model": fmt_text(r.model), "grouping": fmt_text(r.grouping or "overall"),
+                         "group": fmt_text(r.group or ("gap" if r.statistic == "gap" else "all")),
+                         "n": fmt_int(r.n), "flagged": fmt_int(r.n_flagged), "with": fmt(r.with_flagged),
+                         "without": fmt(r.without_flagged), "change": fmt(r.change)} for r in noise.sensitivity]}}

@@ -22,7 +22,7 @@ from plotly.offline import get_plotlyjs
 from agefair.core.io import write_text_atomic
 from agefair.fairness.result import AuditSummary, ExactRow, RobustnessResult, parse
 from agefair.reporting import robustness as robustness_report
-from agefair.reporting.adjusted import standardised_tables
+from agefair.reporting.adjusted import age_accuracy_context, standardised_tables
 from agefair.reporting.charts import PALETTE, by_age_chart, grouped_bar_chart, heatmap_chart, training_chart
 from agefair.reporting.decisions import decisions_context
 from agefair.reporting.details import data_context, gallery_sections, provenance_context, training_rows
@@ -62,6 +62,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("by-age", "Error by true age", "By age"),
     ("shot", "Many-, medium- and few-shot ages", "Shot"),
     ("disparity", "Disparities between groups", "Disparities"),
+    ("age-accuracy", "Age accuracy and label noise", "AAR, noise"),
     ("gates", "Age gates", "Age gates"),
     ("gallery", "Grad-CAM galleries of the worst errors", "Grad-CAM"),
     ("training", "Training", "Training"),
@@ -158,6 +159,7 @@ def build_context(summary: AuditSummary | dict, galleries: dict | None,
         "shot": shot_table(summary, variants),
         "disparity": disparity_tables(summary, variants),
         "standardised": standardised_tables(summary, variants),
+        "age_accuracy": age_accuracy_context(summary, variants),
         **gates_context(summary, variants),
         "galleries": gallery_sections(galleries, variants) if galleries else [],
         "training": training_rows(summary, variants),
