@@ -2,7 +2,8 @@
 
 Generates synthetic predictions of UTKFace's test-split size (3,100 rows; UTKFace-like ages, genders and
 ethnicities) for four models (``baseline`` and three variants, one a year worse on one ethnicity) and
-times, per model, agefair.fairness.metrics.audit_variant + the age gates, then the paired comparisons
+times, per model, agefair.fairness.metrics.audit_variant + the age gates + the age-standardised MAE, AAR
+and error slopes, the label-noise suspects, then the paired comparisons
 of every model against baseline and the credibly-best verdict, with fairness.yaml's settings
 (1,000 resamples, 1,000 permutations). Prints seconds per part and the peak memory (RSS).
 
@@ -16,15 +17,18 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from agefair.core.config import FairnessConfig
 from agefair.data.labels import age_bin
+from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
 from agefair.fairness.decisions import comparisons, verdict
 from agefair.fairness.gates import gate_summaries
 from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant
+from agefair.fairness.noise_audit import label_noise
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
 
@@ -62,6 +66,10 @@ def main() -> None:
     for pred in preds.values():
         audit_variant(pred, s, groupings)
         gate_summaries(pred, groupings=groupings, gates=fair.gates, settings=s)
+        standardised_groupings(pred, groupings, s)
+        age_accuracy(pred, groupings, s)
+    label_noise(preds, groupings=groupings, data_dir=Path("."), settings=fair.label_noise,
+                min_group_size=fair.min_group_size, thumbnails=False)
     t1 = time.perf_counter()
     comps, frame = comparisons(preds, groupings=groupings, settings=s, config=fair.comparisons,
                                reference="baseline", gates=fair.gates)
@@ -72,7 +80,7 @@ def main() -> None:
     n_rows = len(comps.overall) + len(comps.groups) + len(comps.gates)
     print(f"{a.rows} rows, {a.models} models, n_boot {a.n_boot}, n_perm {fair.comparisons.n_perm}"
           f"{', subjects' if a.subjects else ''}")
-    print(f"metrics + gates {t1 - t0:.1f} s; comparisons ({n_rows} rows) {t2 - t1:.1f} s; verdict "
+    print(f"metrics + gates + standardised/AAR/slopes + label noise {t1 - t0:.1f} s; comparisons ({n_rows} rows) {t2 - t1:.1f} s; verdict "
           f"({len(said.best)} criteria) {t3 - t2:.1f} s; total {t3 - t0:.1f} s; peak RSS {peak:.0f} MiB")
 
 
