@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agefair.cli.args import ArgumentParser, positive_int
+from agefair.cli.args import ArgumentParser, add_data_args, positive_int, prepare_from_args
 from agefair.cli.console import print_result
 from agefair.cli.outputs import check_output_dir, publishing_robustness
 from agefair.core.config import (
@@ -48,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="a stratified, seeded subset of N images of the split")
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    from agefair.cli.args import add_data_args, prepare_from_args
-
     add_data_args(p)
     args = p.parse_args(argv)
     check_output_dir(args.out)

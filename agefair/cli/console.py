@@ -20,6 +20,7 @@ from agefair.fairness.result import (
     RobustnessCheck,
     RobustnessResult,
 )
+from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
 
 
 def _ci(ci: list) -> str:
@@ -192,7 +193,5 @@ def training_table_text(summaries: list[dict]) -> str:
 
 def eda_text(eda, out: Path) -> str:
     """What python -m agefair.eda prints: the data-quality summary, the split counts, the files written."""
-    from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
-
     pngs = (f", {', '.join(str(out / p) for p in eda.pngs)}" if eda.pngs else " (no PNGs: no Chromium for kaleido)")
     return f"{eda.summary}\n\n{eda.split_text}\n\nwrote {out / PAGE}, {out / QUALITY_JSON}, {out / QUALITY_TXT}{pngs}"

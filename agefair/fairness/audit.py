@@ -30,6 +30,7 @@ from agefair.data.split import counts_text
 from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
 from agefair.fairness.decision_types import CompareTo, Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
+from agefair.fairness.external import describe_matching, load_external
 from agefair.fairness.gates import gate_summaries
 from agefair.fairness.leaderboard import by_age, leaderboard
 from agefair.fairness.metrics import (
@@ -48,6 +49,7 @@ from agefair.fairness.regression import Previous, check_same_data, compare_to, l
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
 from agefair.fairness.thresholds import judge, not_applicable
 from agefair.models import runs
+from agefair.models.checkpoint import load_checkpoint
 from agefair.models.runtime import make_runtime
 
 
@@ -56,8 +58,6 @@ def trained_here(runs_dir: Path, variants: list[str], prepared: PreparedData) ->
 
     A UTKFace folder is only audited by the variants trained on it (its test split); a labels CSV
     may be audited by variants trained elsewhere (cross-dataset evaluation)."""
-    from agefair.models.checkpoint import load_checkpoint
-
     out = {}
     for v in variants:
         path = runs.best_checkpoint(runs_dir, v)
@@ -166,8 +166,6 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
 
 def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:
     """Load one predictions file (matched to the audited rows) and audit it."""
-    from agefair.fairness.external import describe_matching, load_external
-
     t0 = time.perf_counter()
     pred, matching = load_external(path, name, scope.prepared, data_cfg, scope.split,
                                    min_rows=scope.fair.min_group_size)

@@ -36,6 +36,7 @@ from agefair.core.config import (
 )
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path, write_csv_atomic, write_json_atomic
+from agefair.core.provenance import git_commit, git_dirty, versions
 from agefair.data.dataset import FaceDataset
 from agefair.data.image_cache import build_image_cache
 from agefair.data.labels import age_bin
@@ -291,8 +292,6 @@ def run_robustness(prepared: PreparedData, data_cfg: DataConfig, fair: FairnessC
 
 def _provenance(prepared: PreparedData, split: str, limit: int | None, rows: np.ndarray, rc, fair: FairnessConfig,
                 rt: Runtime, thresholds_file: str) -> dict:
-    from agefair.core.provenance import git_commit, git_dirty, versions
-
     return {
         "data_dir": str(prepared.data_dir), "manifest_hash": prepared.data_hash,
         "split_seed": prepared.split_meta["seed"], "split": split, "limit": limit,

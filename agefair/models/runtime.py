@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from agefair.core.errors import AgefairError
 from agefair.models.network import AgeModel, to_input
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -68,8 +69,6 @@ def make_runtime(device: str = "auto", precision: str = "auto", channels_last: b
                  measure_precision: str = "fp32") -> Runtime:
     """``precision``: training autocast (auto: bf16 on a GPU or an AVX-512/AMX CPU, fp16 on GPUs
     without bf16, else fp32); ``measure_precision``: predictions and evaluation (fp32 by default)."""
-    from agefair.core.errors import AgefairError
-
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
