@@ -1,12 +1,7 @@
-"""``python -m agefair.audit``: audit every trained variant for accuracy and fairness.
-
-The audited data (``--data``) is a UTKFace folder or a labels CSV (exact ages or age groups, any
-sensitive attributes); the models are agefair's trained variants (``--runs``) and/or any model's
-predictions (``--predictions FILE.csv``, several files side by side). Variants trained on other
-data are evaluated across datasets, on every image of the CSV (faces detected where the images are
-not aligned crops). Writes REPORT_DIR/report.html (self-contained, opens offline),
-REPORT_DIR/summary.json (every number in the report) and REPORT_DIR/predictions.csv. Exit code 0
-when every threshold holds, 1 when any fails (the failing rows are printed), 2 on bad input or usage.
+"""The audit of one dataset split: every trained variant's and every external model's predictions,
+grouped metrics with intervals, thresholds, age gates, paired comparisons, the typed summary
+(agefair.fairness.summary.AuditSummary). The command around it is ``python -m agefair.audit``
+(agefair/audit.py; agefair/cli/audit_job.py writes and prints).
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""``python -m agefair.robustness``: how much worse, and how much less fair, each variant gets under
-poor imaging conditions.
-
-Every trained variant predicts the audited split (test by default) clean and under each corruption
-of agefair.fairness.corruptions (lighting, blur, noise, JPEG, low resolution, occlusion) at each severity.
-For every variant x corruption x severity it computes the MAE and, with agefair.fairness.metrics (fairlearn's
-MetricFrame), the MAE of each ethnicity, gender and age-bin group and the gap between the worst
-and the best group (groups of at least ``min_group_size`` images; bootstrap interval), next to the
-clean gap. Writes REPORT_DIR/robustness.json and robustness.csv; ``python -m agefair.audit`` puts
-them in report.html (``python -m agefair.audit --robustness`` runs both). Predictions are cached per
-checkpoint, data, images and corruption, so a second run only recomputes the metrics.
-
-Exit code 0 when every robustness rule of the fairness file holds (``robustness.rules``), 1 when
-one fails, 2 on bad input.
+"""The robustness computation behind ``python -m agefair.robustness``: each variant's predictions of
+the audited rows clean and under each corruption x severity (agefair.fairness.corruptions; cached
+per checkpoint, data, rows and condition), the MAE and the per-group MAE and worst-minus-best gap of
+each condition (agefair.fairness.metrics), the robustness rules judged, and robustness.json /
+robustness.csv written (agefair.fairness.robustness_result.RobustnessResult).
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""ONNX export of an age model, checked against torch: the library behind ``python -m agefair.export``.
-
-The exported graph is the whole predictor, normalisation and head included:
-
-- input ``image``: float32, shape [batch, 3, S, S] (NCHW, RGB), values in [0, 1] (uint8 / 255,
-  what agefair.models.network.to_input gives); S is the checkpoint's image size; the batch axis is dynamic.
-  Faces should be cropped like UTKFace's chips (agefair.data.faces.utk_crop) and resized to S x S.
-- output ``age``: float32, shape [batch]: the predicted age in years (the expectation head's
-  softmax expected value, or the regression head's output).
-
-The model is exported with torch's ``torch.export``-based exporter (it needs onnxscript), written
-atomically as one file, checked with onnxruntime against torch on a random batch (the export is
-refused when they differ by more than 0.05 years) and tagged with metadata (backbone, head, image
-size, the checkpoint's SHA-256).
+"""ONNX export of an age model, checked against torch: the library behind ``python -m agefair.export``
+(whose docstring describes the exported graph's input and output). ``AgePredictor`` wraps the whole
+predictor, normalisation and head included; ``export_checked`` exports it with torch's exporter,
+checks onnxruntime against torch on a random batch (``PARITY_TOLERANCE``) and stores the metadata.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""Ages of the faces in a video file or webcam stream, in real time: the library behind
-``python -m agefair.video SOURCE``.
-
-Per frame: decode; move each face track's box with a cheap tracker (agefair.inference.tracking: optical flow
-by default); every ``--detect-every`` frames, or at once when a track is lost, detect faces with
-face_recognition's HOG on a copy of the frame shrunk to ``--detect-width`` and match detections to
-tracks by IoU; estimate ages only for new tracks and then every ``--age-every`` frames per track,
-all due faces in one batch, with UTKFace's framing (agefair.data.faces.utk_crop); show each track's
-running median age; draw boxes and ages; write the annotated video with ``--out``. At the end it
-prints the measured frames per second and the time per frame of each stage.
-
-SOURCE is a video file (anything OpenCV's FFmpeg reader decodes) or a webcam index (0, 1, ...).
-``--model`` is a checkpoint (.pt) or an exported ONNX model (.onnx, run with onnxruntime).
-Ctrl-C stops a webcam stream cleanly (the output file and the figures cover the frames so far).
+"""Ages of the faces in a video, in real time: the library behind ``python -m agefair.video SOURCE``
+(whose docstring describes the per-frame pipeline and the options). ``FacePipeline`` tracks faces,
+detects every few frames and batches the due age estimates; ``process_video`` runs it over a source
+(agefair.inference.video_io opens it and draws) and returns the per-stage timings (``VideoResult``).
 """
 
 from __future__ import annotations
