@@ -57,12 +57,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from bad_input_helpers import cli
 from conftest import jpeg_bytes, make_utk_folder, utk_name
 from PIL import Image
 from train_helpers import REPO_ROOT, make_train_folder, subprocess_env, train_settings, write_override  # noqa: F401
 
 from agefair.core.config import ModelConfig, TrainConfig
-from agefair.core.errors import run_cli
 from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
 
@@ -70,17 +70,6 @@ SIZE = 32
 
 
 # --------------------------------------------------------------------------- helpers
-
-def cli(module: str, argv: list[str], capsys) -> tuple[int, str, str]:
-    """``python -m agefair.<module> ARGV`` in-process, through run_cli: (exit code, stdout, stderr)."""
-    import importlib
-
-    main = importlib.import_module(f"agefair.{module}").main
-    with pytest.raises(SystemExit) as exc:  # any other exception (a traceback) fails the test
-        run_cli(main, argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
     assert code not in (0, None), "expected a non-zero exit"
