@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from agefair.core.formatting import format_seconds
+
 from agefair.fairness.gate_types import ThresholdGateSummary
 from agefair.fairness.result import (
     AuditSummary,
@@ -21,6 +22,8 @@ from agefair.fairness.result import (
     RobustnessResult,
 )
 from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
+
+MAX_DIFFERENCES_PRINTED = 12  # the console's share of the verdict; the report lists every one
 
 
 def _ci(ci: list) -> str:
@@ -97,8 +100,11 @@ def verdict_text(summary: AuditSummary) -> str:
     if v.note:
         lines.append(f"  {v.note}")
     if v.differences:
-        lines.append("significant differences (Benjamini-Hochberg):")
-        lines += [f"  {s}" for s in v.differences]
+        shown = v.differences[:MAX_DIFFERENCES_PRINTED]
+        lines.append(f"significant differences (Benjamini-Hochberg), {len(v.differences)}:")
+        lines += [f"  {s}" for s in shown]
+        if len(v.differences) > len(shown):
+            lines.append(f"  ... {len(v.differences) - len(shown)} more in the report's Paired comparisons section")
     elif v.best:
         lines.append("  no difference against the reference is significant after Benjamini-Hochberg adjustment")
     return "\n".join(lines).replace("`", "")
