@@ -9,7 +9,6 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from agefair.core.formatting import format_seconds
-
 from agefair.fairness.gate_types import ThresholdGateSummary
 from agefair.fairness.result import (
     AuditSummary,
