@@ -39,6 +39,7 @@ over a sub-population (``mask``), compared the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -295,11 +296,16 @@ def bh_adjust(p_values) -> np.ndarray:
 
 def adjust_bh(rows: Sequence[Comparison], *, alpha: float | None = None) -> list[Comparison]:
     """The rows with ``p_adjusted`` (BH across all of them: pass one table, one family) and
-    ``significant`` (p_adjusted < alpha; default alpha = 1 - each row's level)."""
+    ``significant``: p_adjusted < alpha (default alpha = 1 - each row's level) AND the paired bootstrap
+    interval excludes 0 where it is known. Both tests must agree, so that a statement the report makes
+    ("raises X by d [lo, hi]") never quotes an interval that contains no change."""
     adj = bh_adjust([r.p_value for r in rows])
     out = []
     for r, q in zip(rows, adj):
         a = (1 - r.level) if alpha is None else alpha
         ok = bool(np.isfinite(q))
-        out.append(replace(r, p_adjusted=float(q) if ok else None, significant=bool(q < a) if ok else None))
+        lo, hi = (r.ci if r.ci is not None else (math.nan, math.nan))
+        straddles = bool(np.isfinite(lo) and np.isfinite(hi) and lo <= 0 <= hi)
+        out.append(replace(r, p_adjusted=float(q) if ok else None,
+                           significant=bool(q < a and not straddles) if ok else None))
     return out
