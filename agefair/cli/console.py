@@ -20,9 +20,8 @@ from agefair.fairness.result import (
     RobustnessCheck,
     RobustnessResult,
 )
+from agefair.reporting.decisions import DIFFERENCES_SHOWN
 from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
-
-MAX_DIFFERENCES_PRINTED = 12  # the console's share of the verdict; the report lists every one
 
 
 def _ci(ci: list) -> str:
@@ -99,7 +98,7 @@ def verdict_text(summary: AuditSummary) -> str:
     if v.note:
         lines.append(f"  {v.note}")
     if v.differences:
-        shown = v.differences[:MAX_DIFFERENCES_PRINTED]
+        shown = v.differences[:DIFFERENCES_SHOWN]
         lines.append(f"significant differences (Benjamini-Hochberg), {len(v.differences)}:")
         lines += [f"  {s}" for s in shown]
         if len(v.differences) > len(shown):

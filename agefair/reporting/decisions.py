@@ -7,6 +7,7 @@ from agefair.fairness.decision_types import ComparisonRow
 from agefair.fairness.result import AuditSummary
 from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_text
 
+DIFFERENCES_SHOWN = 12  # significant differences listed in the summary (the console too); the rest are folded
 TABLES = (("overall", "Overall and disparities"), ("groups", "Each group"), ("gates", "Age gates: false pass"))
 
 
@@ -58,7 +59,9 @@ def decisions_context(summary: AuditSummary) -> dict:
             "tables": [{"id": k, "rows": comparison_rows(rows)} for k, rows in (("overall", pc.overall),
                                                                                  ("groups", pc.groups)) if rows]},
         "statements": [segments(s) for s in v.statements] + ([segments(v.note)] if v.note else []),
-        "differences": [segments(s) for s in v.differences],
+        "differences": [segments(s) for s in v.differences[:DIFFERENCES_SHOWN]],
+        "more_differences": [segments(s) for s in v.differences[DIFFERENCES_SHOWN:]],
+        "n_differences": len(v.differences),
         "reference": fmt_text(v.reference or (c.reference if c else None)),
         "power": power_rows(summary),
         "comparisons": None if c is None else {
