@@ -142,9 +142,10 @@ def _scope(prepared: PreparedData, fair: FairnessConfig, split: str, here: dict[
 def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress: bool, trained_here: bool) -> _Audited:
     """Predict with one trained variant and audit its predictions."""
     t0 = time.perf_counter()
-    pred, info = predict_variant(v, runs.best_checkpoint(runs_dir, v), scope.prepared, data_cfg, scope.split, rt, progress)
+    checkpoint = runs.best_checkpoint(runs_dir, v)
+    pred, info = predict_variant(v, checkpoint, scope.prepared, data_cfg, scope.split, rt, progress)
     if pred.empty:
-        raise AgefairError(f"{runs.best_checkpoint(runs_dir, v)}: no image of {scope.where} could be read as a face "
+        raise AgefairError(f"{checkpoint}: no image of {scope.where} could be read as a face "
                            f"({info.get('faces')})")
     t1 = time.perf_counter()
     audit = scope.audit(pred)
