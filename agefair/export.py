@@ -7,6 +7,13 @@ The exported graph is the whole predictor, normalisation and head included:
   Faces should be cropped like UTKFace's chips (agefair.data.faces.utk_crop) and resized to S x S.
 - output ``age``: float32, shape [batch]: the predicted age in years (the expectation head's
   softmax expected value, or the regression head's output).
+- output ``spread`` (expectation head only): float32, shape [batch]: the standard deviation in years
+  of the predicted age distribution, which the scaled conformal intervals multiply.
+
+The run's conformal calibration (``calibration.json`` beside the checkpoint) is copied beside the
+ONNX file as ``<name>.calibration.json``; predict and video find it there and give intervals:
+[age - q·max(spread, floor), age + q·max(spread, floor)] clipped to [0, max_age] for the scaled score,
+age ± q for abs (q and floor in that file's ``marginal``).
 
 The model is exported with torch's ``torch.export``-based exporter (it needs onnxscript), written
 atomically as one file, checked with onnxruntime against torch on a random batch (the export is
@@ -18,12 +25,13 @@ size, the checkpoint's SHA-256). ``python -m agefair.predict --model model.onnx`
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser
 from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
-from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, export_checked
+from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, copy_calibration, export_checked
 from agefair.models.checkpoint import model_from_checkpoint
 from agefair.models.runs import model_or_best_run
 
@@ -50,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"agefair: exporting {checkpoint} ({why}): {cfg.model.backbone}@{size}, {cfg.model.head} head")
     out = Path(args.onnx)
     diff = export_checked(model, cfg, checkpoint, out, args.opset)
+    print(copy_calibration(checkpoint, out), file=sys.stderr)
     print(f"agefair: wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input '{INPUT_NAME}' float32 "
           f"[batch, 3, {size}, {size}] in [0, 1], output '{OUTPUT_NAME}' [batch] years; onnxruntime matches "
           f"torch within {diff:.1e} years on a random batch of {PARITY_BATCH}")

@@ -5,7 +5,9 @@ UTKFace's are predicted whole; in other pictures faces are detected (face_recogn
 detector), each is cropped with UTKFace's measured framing (agefair.data.faces) and resized to the
 model's input size. One row per face: file, face index, box (left,top,right,bottom, or "whole
 image" for crops), predicted age; files with no face or that cannot be read get one row saying so.
-Boxes are pixels of the upright picture (after its EXIF orientation is applied). ``--model`` takes
+Boxes are pixels of the upright picture (after its EXIF orientation is applied). With the run's
+calibration.json (or an ONNX model's .calibration.json) each age gets its conformal interval:
+``34 [29-41]``, and columns lo, hi, coverage in CSV and JSON. ``--model`` takes
 a checkpoint (.pt, run with torch) or an ONNX model written by agefair.export (.onnx, onnxruntime).
 
 Exit code 0 when at least one file was read, 2 when none could be (or on bad usage or model).
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     def announce() -> None:  # only once something is read: with nothing readable the error stays one line
         for note in notes:
             print(f"agefair: {note}", file=sys.stderr)
-        print(f"agefair: model {checkpoint} ({why})", file=sys.stderr)
+        print(f"agefair: model {checkpoint} ({why}); {estimator.calibration_note}", file=sys.stderr)
 
     detection = Detection(args.detect, args.detector, upsample, args.max_side)
     result = predict_files(files, estimator, detection=detection, batch=args.batch, on_first_read=announce)

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     print(eda_text(write_eda(prepared, request.data_cfg, out), out))
     print("\n== 2/3 training every variant (resumes finished or interrupted runs)")
     summaries = train_all(variants=list(VARIANTS), cfg=cfg, data_request=request, out_dir=runs_dir, limit=args.limit,
-                          device=args.device, resume=True, progress=not args.quiet)
+                          device=args.device, resume=True, progress=not args.quiet,
+                          conformal=fair.conformal)
     print("\n" + training_table_text(summaries))
     print("\n== 3/3 audit")
     job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=out,

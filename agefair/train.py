@@ -11,7 +11,7 @@ import argparse
 from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
 from agefair.cli.console import training_table_text
 from agefair.cli.outputs import check_output_dir
-from agefair.core.config import PRESETS, TrainConfig, load_train_config
+from agefair.core.config import PRESETS, TrainConfig, load_fairness_config, load_train_config
 from agefair.core.errors import run_cli
 from agefair.models.network import create_model
 from agefair.training.distributed import (
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_output_dir(args.out)
     cfg = train_config(args)
+    conformal = load_fairness_config().conformal  # calibration.json's settings (configs/fairness.yaml)
     if cfg.model.pretrained == "imagenet":
         create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation
     ctx, device = init_distributed(args.device)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries = train_all(variants=list(VARIANTS) if args.variant == "all" else [args.variant], cfg=cfg,
                               data_request=data_request_from_args(args), out_dir=args.out, limit=args.limit,
                               device=device, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                              ctx=ctx)
+                              ctx=ctx, conformal=conformal)
     finally:
         shutdown_distributed()
     if len(summaries) > 1 and ctx.is_main:

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         raise AgefairError(f"{args.source}: an image file, not a video (ages of photos: python -m agefair.predict "
                            f"{args.source})")
     opened, estimator, model_path, why = open_with_model(args.source, args.model, args.runs, threads)
-    print(f"agefair: model {model_path} ({why}; {estimator.description})", file=sys.stderr)
+    print(f"agefair: model {model_path} ({why}; {estimator.description}); {estimator.calibration_note}", file=sys.stderr)
     result = process_video(args.source, estimator, settings, args.out, args.max_frames, opened=opened)
     for line in stage_report(result):
         print(f"agefair: {line}")

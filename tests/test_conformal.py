@@ -1,4 +1,4 @@
-"""Conformal age intervals (agefair.fairness.conformal, agefair.fairness.conformal_eval) on synthetic data
+"""Conformal age intervals (agefair.models.conformal, agefair.fairness.conformal_eval) on synthetic data
 with known noise: marginal and Mondrian coverage, the scaled and cdf scores, fallbacks, age-group coverage,
 the bootstrap, and the calibration file."""
 
@@ -14,7 +14,9 @@ import pytest
 from scipy import stats
 
 from agefair.core.errors import AgefairError
-from agefair.fairness.conformal import (
+from agefair.fairness.conformal_eval import covered, evaluate_coverage
+from agefair.fairness.metrics import AuditSettings
+from agefair.models.conformal import (
     Calibration,
     calibrate,
     conformal_quantile,
@@ -25,8 +27,6 @@ from agefair.fairness.conformal import (
     predictive_spread,
     save_calibration,
 )
-from agefair.fairness.conformal_eval import covered, evaluate_coverage
-from agefair.fairness.metrics import AuditSettings
 
 FAST = AuditSettings(n_boot=200, seed=0, min_group_size=30)
 
@@ -179,7 +179,7 @@ def test_small_calibration_groups_fall_back_and_unseen_groups_are_flagged():
 
 
 def test_age_group_coverage_definitions_on_a_hand_made_example():
-    from agefair.fairness.conformal import Intervals
+    from agefair.models.conformal import Intervals
 
     lo = np.array([18.0, 25.0, 31.0, 15.0, 65.0, 65.0])
     hi = np.array([28.0, 35.0, 40.0, 35.0, 90.0, 100.0])

@@ -15,12 +15,15 @@ import torch
 from conftest import make_utk_folder
 
 from agefair.core.config import ModelConfig, TrainConfig
+from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import run_cli
 from agefair.export import main as export_main
-from agefair.inference.estimator import OnnxEstimator, TorchEstimator, load_estimator
+from agefair.inference.estimator import OnnxEstimator, TorchEstimator, load_estimator, predict_with_intervals
 from agefair.inference.onnx import PARITY_TOLERANCE
-from agefair.models.checkpoint import save_checkpoint
+from agefair.models.calibration import fit_run_calibration, save_run_calibration
+from agefair.models.checkpoint import file_sha256, save_checkpoint
 from agefair.models.network import create_model
+from agefair.models.runs import calibration_file
 from agefair.predict import main as predict_main
 
 SIZE = 32
@@ -37,6 +40,17 @@ def write_checkpoint(path: Path, head: str) -> Path:
     return path
 
 
+def write_calibration(ckpt: Path, head: str) -> None:
+    """A calibration.json beside the checkpoint, fitted on synthetic validation rows (export copies it)."""
+    rng = np.random.default_rng(1)
+    y = rng.uniform(1, 80, 400)
+    sigma = rng.uniform(2, 8, 400)
+    cal = fit_run_calibration(y=y, pred=y + rng.normal(0, sigma), sigma=sigma, groups={},
+                              settings=ConformalSettings(mondrian=[]), head=head, max_age=116,
+                              checkpoint_sha256=file_sha256(ckpt), manifest_hash=None)
+    save_run_calibration(cal, calibration_file(ckpt))
+
+
 def run(main, argv, capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
         run_cli(main, argv)
@@ -49,6 +63,7 @@ def exported(request, tmp_path_factory) -> tuple[Path, Path, str]:
     """(checkpoint, its ONNX export, head), exported through the CLI."""
     folder = tmp_path_factory.mktemp(f"export-{request.param}")
     ckpt = write_checkpoint(folder / "model.pt", request.param)
+    write_calibration(ckpt, request.param)
     onnx_path = folder / "model.onnx"
     with pytest.raises(SystemExit) as exc:
         run_cli(export_main, ["--model", str(ckpt), "--onnx", str(onnx_path)])
@@ -95,7 +110,38 @@ def test_predict_with_onnx_gives_the_same_rows(exported, tmp_path, capsys):
     for a, b in zip(pt, ox):
         assert (a["file"], a["face"], a["box"], a["status"]) == (b["file"], b["face"], b["box"], b["status"])
         assert abs(a["age"] - b["age"]) <= 0.1 + 1e-9  # printed to 0.1 year: equal, or one rounding step apart
+        # the same conformal intervals: the ONNX model's copy of the calibration, and its spread output
+        assert a["coverage"] == b["coverage"] == 0.9
+        assert a["lo"] < a["age"] < a["hi"] or a["lo"] == 0
+        assert abs(a["lo"] - b["lo"]) <= 0.1 + 1e-9 and abs(a["hi"] - b["hi"]) <= 0.1 + 1e-9
     assert len({r["age"] for r in pt}) > 1
+
+
+def test_export_copies_the_calibration_and_onnx_gives_torch_intervals(exported):
+    ckpt, onnx_path, head = exported
+    copy = onnx_path.with_name("model.calibration.json")
+    assert json.loads(copy.read_text()) == json.loads(calibration_file(ckpt).read_text())
+    torch_est, onnx_est = TorchEstimator(ckpt), load_estimator(onnx_path)
+    assert onnx_est.calibration is not None and onnx_est.calibration.marginal.score == (
+        "scaled" if head == "expectation" else "abs")
+    faces = np.random.default_rng(3).integers(0, 256, (9, SIZE, SIZE, 3), dtype=np.uint8)
+    a, b = predict_with_intervals(torch_est, faces), predict_with_intervals(onnx_est, faces)
+    assert a.lo is not None and b.lo is not None
+    assert np.abs(a.lo - b.lo).max() <= 0.05 and np.abs(a.hi - b.hi).max() <= 0.05
+    widths = a.hi - a.lo
+    if head == "expectation":  # scaled: widths follow each face's spread
+        assert np.ptp(widths) > 0
+    else:  # abs: one width for all (unless clipped at 0)
+        unclipped = a.lo > 0
+        assert np.ptp(widths[unclipped]) < 1e-6
+
+
+def test_a_stale_calibration_gives_no_intervals(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "model.pt", "expectation")
+    write_calibration(ckpt, "expectation")
+    write_checkpoint(ckpt, "regression")  # retrained: the calibration is of the old weights
+    est = TorchEstimator(ckpt)
+    assert est.calibration is None and "another checkpoint" in est.calibration_note
 
 
 def test_export_and_onnx_errors_are_one_line(tmp_path, capsys):

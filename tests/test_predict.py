@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from PIL import Image
 
 from agefair.core.config import ModelConfig, TrainConfig
+from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import AgefairError, run_cli
 from agefair.data.faces import (
     BOX_TO_CHIP,
@@ -31,10 +33,12 @@ from agefair.data.faces import (
 )
 from agefair.data.image_cache import load_face
 from agefair.data.images import open_rgb
+from agefair.inference.estimator import TorchEstimator
 from agefair.inference.photos import collect_files, whole_image
-from agefair.models.checkpoint import save_checkpoint
+from agefair.models.calibration import fit_run_calibration, save_run_calibration
+from agefair.models.checkpoint import file_sha256, save_checkpoint
 from agefair.models.network import create_model
-from agefair.models.runs import pick_best_run
+from agefair.models.runs import calibration_file, pick_best_run
 from agefair.predict import main
 
 SIZE = 48
@@ -258,7 +262,7 @@ def test_predict_cli_on_mixed_folder(mixed_folder, runs, chips, capsys, tmp_path
     code, out, err = run([str(mixed_folder), "--runs", str(runs), "--format", "csv", "--out", str(target)], capsys)
     assert code == 0 and out == ""
     table = list(csv.DictReader(io.StringIO(target.read_text())))
-    assert list(table[0]) == ["file", "face", "box", "age", "status"]
+    assert list(table[0]) == ["file", "face", "box", "age", "lo", "hi", "coverage", "status"]
     assert len(table) == len(rows)
     assert [r["age"] for r in table] == ["" if r["age"] is None else f"{r['age']:.1f}" for r in rows]
     assert sum(r["box"] == "whole image" for r in table) == 2
@@ -279,6 +283,28 @@ def test_table_format_and_detect_never(chips, runs, capsys, tmp_path):
     assert lines[0].split() == ["file", "face", "box", "age", "status"]
     assert len(lines) == 3 and all("whole image" in line for line in lines[1:])
     assert "2 files, 2 faces, 0 without a face, 0 unreadable" in err
+
+
+def test_ages_come_with_their_conformal_interval_when_the_run_has_a_calibration(chips, state_dict, tmp_path, capsys):
+    ckpt = write_run(tmp_path / "runs", "baseline", state_dict)
+    rng = np.random.default_rng(0)
+    y, sigma = rng.uniform(1, 80, 300), rng.uniform(2, 6, 300)
+    cal = fit_run_calibration(y=y, pred=y + rng.normal(0, sigma), sigma=sigma, groups={},
+                              settings=ConformalSettings(coverage=0.8, mondrian=[]), head="expectation", max_age=116,
+                              checkpoint_sha256=file_sha256(ckpt), manifest_hash=None)
+    save_run_calibration(cal, calibration_file(ckpt))
+    code, out, err = run([str(c) for c in chips[:3]] + ["--model", str(ckpt), "--detect", "never"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "age [80% interval]" in lines[0] and "80% intervals from" in err
+    cells = [re.search(r"(\d+) \[(\d+)-(\d+)\]", line) for line in lines[1:]]
+    assert all(cells) and all(int(m[2]) <= int(m[1]) <= int(m[3]) for m in cells), out
+    code, out, err = run([str(chips[0]), "--model", str(ckpt), "--detect", "never", "--format", "json"], capsys)
+    (row,) = json.loads(out)
+    est = TorchEstimator(ckpt).predict_with_spread(np.stack([whole_image(open_rgb(chips[0])[0], SIZE)]))
+    half = cal.marginal.quantile * max(float(est[1][0]), cal.marginal.sigma_floor)  # scaled: age ± q·σ̂
+    assert row["coverage"] == 0.8 and row["lo"] == pytest.approx(max(row["age"] - half, 0), abs=0.11)
+    assert row["hi"] == pytest.approx(row["age"] + half, abs=0.11)
 
 
 # --------------------------------------------------------------------------- (d) nothing readable

@@ -14,7 +14,8 @@ from train_helpers import HISTORY_COLUMNS, RUN_FILES, read_history, run_train_cl
 from agefair.core.config import load_data_config
 from agefair.data.image_cache import build_image_cache, load_face
 from agefair.data.prepare import prepare
-from agefair.models.checkpoint import model_from_checkpoint
+from agefair.models.calibration import load_run_calibration
+from agefair.models.checkpoint import file_sha256, model_from_checkpoint
 from agefair.models.network import to_input
 from agefair.train import main
 from agefair.training.variants import VARIANTS
@@ -56,6 +57,16 @@ def test_one_epoch_writes_every_run_file(weighted_run):
     assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
     assert summary["stopped_early"] is False
     assert summary["best_val_mae"] == pytest.approx(history["val_mae"].iloc[0], rel=1e-5)
+
+
+def test_the_run_ends_with_a_conformal_calibration_of_its_best_checkpoint_on_the_validation_split(weighted_run):
+    cal = load_run_calibration(weighted_run / "calibration.json")
+    run = yaml.safe_load((weighted_run / "config.yaml").read_text())["run"]
+    assert cal.checkpoint_sha256 == file_sha256(weighted_run / "model.pt")
+    assert cal.manifest_hash == run["manifest_hash"] and cal.split == "val" and cal.marginal.n > 0
+    assert list(cal.mondrian) == ["ethnicity"]  # small groups use the marginal q and say so
+    assert all(g.fallback == (g.n < 50) for g in cal.mondrian["ethnicity"].groups)
+    assert cal.coverage == 0.9 and cal.head == "expectation" and cal.marginal.score == "scaled"
 
 
 def test_checkpoints_load_with_weights_only_and_rebuild_the_model(weighted_run, train_env):

@@ -104,10 +104,14 @@ class CountingEstimator:
 
     def __init__(self, inner):
         self.inner, self.size, self.description, self.calls = inner, inner.size, inner.description, []
+        self.calibration, self.calibration_note = inner.calibration, inner.calibration_note
 
     def predict(self, faces):
+        return self.predict_with_spread(faces)[0]
+
+    def predict_with_spread(self, faces):
         self.calls.append(len(faces))
-        return self.inner.predict(faces)
+        return self.inner.predict_with_spread(faces)
 
 
 # --------------------------------------------------------------------------- the CLI on a face clip

@@ -21,7 +21,8 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "seconds", "train_img_per_s"]
-RUN_FILES = ["model.pt", "last.pt", "history.csv", "curves.html", "config.yaml", "split.json", "summary.json"]
+RUN_FILES = ["model.pt", "last.pt", "history.csv", "curves.html", "config.yaml", "split.json", "summary.json",
+             "calibration.json"]
 
 # The age range drawn for each default age bin of configs/data.yaml (0-9, 10-19, ..., 70+).
 BIN_AGES = [(1, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 90)]

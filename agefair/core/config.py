@@ -20,6 +20,7 @@ from pydantic import (
 
 import agefair.configs
 from agefair.core.base_model import StrictModel
+from agefair.core.conformal_config import ConformalSettings
 from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
 from agefair.core.gate_config import (
@@ -295,6 +296,7 @@ class FairnessConfig(StrictModel):
     reference: str | None = None  # the model the others are compared with (default: baseline, else the first)
     comparisons: ComparisonSettings = ComparisonSettings()
     label_noise: LabelNoiseSettings = LabelNoiseSettings()
+    conformal: ConformalSettings = ConformalSettings()
     robustness: RobustnessConfig = RobustnessConfig()
 
     @field_validator("gates")

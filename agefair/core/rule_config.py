@@ -14,7 +14,8 @@ from agefair.core.gate_config import GATE_METRICS, is_buffer_metric
 # which checks it agrees with this list; the list is here because the config is validated below fairness).
 # The age gates' rates (agefair.core.gate_config) follow; a rule names a buffer as buffer_<target>.
 AuditMetric = Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",
-                      "too_young", "aar", "error_slope"]
+                      "too_young", "aar", "error_slope", "coverage", "interval_width"]
+INTERVAL_METRICS = ("coverage", "interval_width")  # of the conformal age intervals (both kinds of labels)
 AUDIT_METRICS: tuple[str, ...] = (*get_args(AuditMetric), *GATE_METRICS)
 AUDIT_GROUPINGS = ("overall", "age_bin", "gender", "ethnicity", "gender x ethnicity", "age_bin x ethnicity", "shot")
 EVERY_ATTRIBUTE = "every attribute"  # a rule checked on each sensitive attribute's grouping
@@ -43,6 +44,7 @@ class ThresholdRule(StrictModel):
     judge: Literal["point", "ci_lower", "ci_upper"] = "point"
     min_power: bool = False  # a gap rule fails when an eligible group cannot detect a gap of its max
     standardised: bool = False  # judge the age-standardised MAE (worst_group / difference; exact ages)
+    intervals: str = "marginal"  # coverage / interval_width: the calibrator (marginal, or a Mondrian grouping)
 
     @field_validator("metric")
     @classmethod
@@ -71,6 +73,12 @@ class ThresholdRule(StrictModel):
             raise ValueError("aar is one number per model: grouping overall, statistic value, with a min")
         if self.metric == "error_slope" and self.statistic not in ("value", "worst_group"):
             raise ValueError("error_slope: statistic value (grouping overall) or worst_group (by absolute value)")
+        if self.intervals != "marginal" and self.metric not in INTERVAL_METRICS:
+            raise ValueError("intervals: applies to metrics coverage and interval_width")
+        if self.metric == "coverage" and self.statistic == "ratio":
+            raise ValueError("coverage: statistic value, worst_group (the lowest) or difference (the coverage gap)")
+        if self.metric == "interval_width" and self.statistic == "difference":
+            raise ValueError("interval_width: statistic value, worst_group (the widest) or ratio (widest / narrowest)")
         if self.metric == "age_bin_spread":
             if self.statistic != "value" or self.judge != "point":
                 raise ValueError("age_bin_spread is one number per variant: statistic value, judge point")
@@ -84,7 +92,8 @@ class ThresholdRule(StrictModel):
     def _dump(self, handler):
         """Without ``gate`` / ``standardised`` when unset (dumps of other rules read as before they existed)."""
         out = handler(self)
-        drop = {"gate": out.get("gate") is None, "standardised": not out.get("standardised")} if isinstance(out, dict) else {}
+        drop = ({"gate": out.get("gate") is None, "standardised": not out.get("standardised"),
+                 "intervals": self.metric not in INTERVAL_METRICS} if isinstance(out, dict) else {})
         return {k: v for k, v in out.items() if not drop.get(k)} if drop else out
 
     @property
@@ -94,4 +103,6 @@ class ThresholdRule(StrictModel):
         what = self.metric if self.metric == "age_bin_spread" else f"{self.metric} {self.statistic}"
         where = "" if self.grouping == "overall" or self.metric == "age_bin_spread" else f" by {self.grouping}"
         adjusted = " (age-standardised)" if self.standardised else ""
+        if self.metric in INTERVAL_METRICS and self.intervals != "marginal":
+            adjusted = f" (Mondrian by {self.intervals})"
         return (f"{self.gate} " if self.gate else "") + f"{what}{where}{adjusted}"

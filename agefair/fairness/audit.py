@@ -27,6 +27,8 @@ from agefair.fairness.decision_types import CompareTo, Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.external import describe_matching, load_external
 from agefair.fairness.gates import gate_summaries
+from agefair.fairness.interval_types import IntervalsAudit
+from agefair.fairness.intervals import audit_intervals, run_calibration
 from agefair.fairness.leaderboard import by_age, leaderboard
 from agefair.fairness.metrics import (
     GROUPINGS,
@@ -149,6 +151,8 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
                            f"({info.get('faces')})")
     t1 = time.perf_counter()
     audit = scope.audit(pred)
+    if scope.fair.conformal.enabled:
+        audit["intervals"] = _intervals(scope, v, checkpoint, pred, info, data_cfg, rt, progress, trained_here)
     trained = info["meta"].get("manifest_hash")
     entry = {"training": {k: info[k] for k in ("checkpoint", "checkpoint_sha256", "epoch", "val_mae", "config",
                                                "meta", "history")},
@@ -158,6 +162,25 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
              "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred)),
                           **({"faces": info["faces"]} if "faces" in info else {})}}
     return _Audited(pred, audit, entry, {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
+
+
+def _intervals(scope: _Scope, v: str, checkpoint: Path, pred: pd.DataFrame, info: dict, data_cfg, rt, progress: bool,
+               trained_here: bool) -> dict:
+    """The variant's conformal intervals on the audited split (agefair.fairness.intervals), as summary.json holds them."""
+    prepared = scope.prepared
+    model_cfg = info["config"]["model"]
+    if scope.split == "val":
+        return IntervalsAudit(notes=["no intervals: the audited split (val) is the one they are calibrated on"]).to_json()
+    own_val = trained_here and prepared.labels == "exact" and scope.split != "val"
+
+    def val_pred() -> pd.DataFrame:
+        return predict_variant(v, checkpoint, prepared, data_cfg, "val", rt, progress)[0]
+
+    calibrated = run_calibration(checkpoint=checkpoint, settings=scope.fair.conformal, val_pred=val_pred if own_val else None,
+                                 head=model_cfg["head"], max_age=model_cfg["max_age"], manifest_hash=prepared.data_hash)
+    if isinstance(calibrated, str):
+        return IntervalsAudit(notes=[calibrated]).to_json()
+    return audit_intervals(pred, calibrated, groupings=scope.groupings, settings=scope.settings).to_json()
 
 
 def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:

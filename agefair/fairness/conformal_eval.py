@@ -1,4 +1,4 @@
-"""Coverage of conformal age intervals (agefair.fairness.conformal) on a test split, per group.
+"""Coverage of conformal age intervals (agefair.models.conformal) on a test split, per group.
 
 For each group of each grouping: the empirical coverage and the mean and median interval width, each
 with a percentile-bootstrap interval from the audit's resampling scheme (all rows resampled with
@@ -26,8 +26,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agefair.core.errors import AgefairError
-from agefair.fairness.conformal import Intervals, group_labels
 from agefair.fairness.metrics import AuditSettings
+from agefair.models.conformal import Intervals, group_labels
 
 
 def _num(x) -> float | None:

@@ -27,13 +27,11 @@ COLUMNS = ["file", "variant", "age", "pred", "gender", "ethnicity", "age_bin", "
 
 
 
-
-
-
 def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndarray, preds: np.ndarray,
-                     variant: str) -> pd.DataFrame:
+                     variant: str, sigma: np.ndarray | None = None) -> pd.DataFrame:
     """One row per prediction with the image's labels: COLUMNS for a UTKFace folder; for a labels CSV,
-    file, variant, the age (or age_group, age_lo, age_hi), pred, the attributes, age_bin, row."""
+    file, variant, the age (or age_group, age_lo, age_hi), pred, the attributes, age_bin, row. ``sigma``
+    (the spread of the expectation head's age distribution) follows row when given and not all NaN."""
     m = prepared.manifest
     rows = np.asarray(rows, dtype=np.int64)
     out = {"file": m["file"].to_numpy()[rows], "variant": variant}
@@ -51,11 +49,18 @@ def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndar
     if "subject" in m.columns:  # the dataset config's subject column: comparisons resample subjects
         out["subject"] = m["subject"].to_numpy()[rows]
     out["row"] = rows
+    if sigma is not None and np.isfinite(np.asarray(sigma, dtype=float)).any():
+        out["sigma"] = np.round(np.asarray(sigma, dtype=float), 4)
     return pd.DataFrame(out)
 
 
 
-
+def _read_cache(cache: Path, head: str) -> pd.DataFrame | None:
+    """The cached predictions, or None: none yet, or written before the expectation head's spread was kept."""
+    if not cache.exists():
+        return None
+    cached = pd.read_csv(cache)
+    return None if head == "expectation" and "sigma" not in cached.columns else cached
 
 
 def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data_cfg: DataConfig, split: str,
@@ -74,15 +79,14 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
     cache = (prepared.work_dir / "predictions"
              / f"{digest[:16]}-{prepared.data_hash[:12]}-{split}{mode}-{precision}.csv")
     rows = split_rows(prepared, split)
-    if cache.exists() and prepared.kind != "csv":
-        cached = pd.read_csv(cache)
-        return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant), info
-    if cache.exists():  # the face locations are cached too: reading them again is cheap
-        from agefair.data.inputs import locate_faces
+    cached = _read_cache(cache, cfg.model.head)
+    if cached is not None:
+        if prepared.kind == "csv":  # the face locations are cached too: reading them again is cheap
+            from agefair.data.inputs import locate_faces
 
-        info["faces"] = face_counts(locate_faces(prepared, rows, progress))
-        cached = pd.read_csv(cache)
-        return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant), info
+            info["faces"] = face_counts(locate_faces(prepared, rows, progress))
+        return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant,
+                                cached["sigma"].to_numpy() if "sigma" in cached else None), info
 
     images, located = model_inputs(prepared, rows, cfg.model.image_size, progress)
     if prepared.kind == "csv":
@@ -95,7 +99,7 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
     loader = DataLoader(FaceDataset(images, usable, ages[usable]), batch_size=cfg.train.eval_batch_size, shuffle=False)
     model = model.to(rt.device)
     out = predict_loader(model, loader, rt, cfg.train.loss, desc=f"predicting {variant} ({split})", progress=progress)
-    frame = prediction_frame(prepared, data_cfg, out["rows"], out["pred"], variant)
+    frame = prediction_frame(prepared, data_cfg, out["rows"], out["pred"], variant, out["sigma"])
     with atomic_path(cache) as tmp:
         frame.to_csv(tmp, index=False)
     return frame, info

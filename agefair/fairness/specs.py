@@ -49,6 +49,9 @@ SPECS: tuple[MetricSpec, ...] = (
     # age accuracy (agefair.fairness.age_accuracy): one AAR per model; error slopes overall and per group
     MetricSpec("aar", "AAR (Guess-The-Age 2021)", "exact", False, grouped=False),
     MetricSpec("error_slope", "slope of signed error on true age", "exact", True, signed=True, grouped=False),
+    # conformal age intervals (agefair.fairness.intervals): both kinds of labels, one report per calibrator
+    MetricSpec("coverage", "interval coverage", None, False, share=True, grouped=False),
+    MetricSpec("interval_width", "mean interval width", None, True, grouped=False, unit="years"),
     # age gates (agefair.fairness.gates): both kinds of labels; a rule names a buffer as buffer_<target>
     MetricSpec("false_pass", "false pass (minors let through)", None, True, share=True, gate="threshold"),
     MetricSpec("false_pass_band", "false pass in the minors band", None, True, share=True, gate="threshold"),

@@ -19,6 +19,7 @@ from pydantic import Discriminator, Tag
 from agefair.fairness.adjusted_types import AARResult, LabelNoiseResult, SlopeResult, StandardisedGrouping
 from agefair.fairness.decision_types import CompareTo, Comparisons, GroupPower, Verdict
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
+from agefair.fairness.interval_types import IntervalsAudit
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
 
@@ -170,6 +171,7 @@ class ExactAudit(AuditBase):
     standardised: dict[str, StandardisedGrouping] = {}  # age-standardised MAE per single-attribute grouping
     aar: AARResult | None = None
     error_slopes: list[SlopeResult] = []
+    intervals: IntervalsAudit | None = None  # conformal age intervals (agefair.fairness.intervals)
 
 
 class IntervalAudit(AuditBase):
@@ -180,6 +182,7 @@ class IntervalAudit(AuditBase):
     labels: Literal["interval"] = "interval"
     attributes: list[str] = []
     gates: list[GateSummary] = []  # the age gates on the rows they can judge (n_excluded: the others)
+    intervals: IntervalsAudit | None = None
 
     @property
     def by_age(self) -> list[AgePoint]:

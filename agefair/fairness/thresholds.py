@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 
 from agefair.core.config import EVERY_ATTRIBUTE, ThresholdRule, is_gate_metric
+from agefair.core.rule_config import INTERVAL_METRICS
 from agefair.fairness.power import underpowered
 from agefair.fairness.specs import INTERVAL_RULE_METRICS
 
 
 def applies(rule: ThresholdRule, audit: dict) -> bool:
     """Whether ``rule``'s metric is computed for ``audit``'s kind of labels."""
+    if rule.metric in INTERVAL_METRICS:  # models with conformal intervals (not external predictions, nor a model
+        return bool((audit.get("intervals") or {}).get("methods"))  # that could not be calibrated: a note says why)
     if is_gate_metric(rule.metric):
         return True
     return (rule.metric in INTERVAL_RULE_METRICS) == (audit.get("labels", "exact") == "interval")
@@ -30,6 +33,10 @@ def not_applicable(rules: list[ThresholdRule], audits: dict[str, dict], compared
         if rule.statistic == "change" and not compared:
             out.append({"rule": rule.label, "metric": rule.metric,
                         "reason": "statistic change needs --compare-to (a previous audit)"})
+            continue
+        if audits and rule.metric in INTERVAL_METRICS and not any(applies(rule, a) for a in audits.values()):
+            out.append({"rule": rule.label, "metric": rule.metric, "reason": "no audited model has conformal "
+                        "intervals (external predictions, no calibration, or conformal: enabled: false)"})
             continue
         if audits and not any(applies(rule, a) for a in audits.values()):
             kinds = "age-group labels" if rule.metric in INTERVAL_RULE_METRICS else "exact ages"
@@ -75,6 +82,8 @@ def _measure(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]
         return _standardised(rule, audit)
     if rule.metric in ("aar", "error_slope"):
         return _age_accuracy(rule, audit)
+    if rule.metric in INTERVAL_METRICS:
+        return _intervals(rule, audit)
     if rule.grouping == "overall":
         m = audit["overall"][rule.metric]
         return "all", m["value"], m["ci"]
@@ -104,6 +113,38 @@ def _age_accuracy(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[fl
     lo, hi = (_num(x) for x in r["ci"])
     ci = [0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi))]
     return r["group"] or "all", abs(_num(r["slope"])), ci
+
+
+def _intervals(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:
+    """A coverage / interval_width rule's number from the audit's conformal intervals (calibrator ``rule.intervals``):
+    overall; the worst eligible group (lowest coverage, widest mean width); the coverage gap; the width ratio.
+    Coverage is of exact ages, or (age-group labels) of intervals overlapping the labelled group."""
+    nan2 = [math.nan, math.nan]
+    iv = audit.get("intervals") or {}
+    report = (iv.get("methods") or {}).get(rule.intervals)
+    if report is None:
+        why = "; ".join(iv.get("notes") or []) or "none audited"
+        return f"(no {rule.intervals} intervals: {why})", math.nan, nan2
+    definition = report["definitions"][0]
+    width = rule.metric == "interval_width"
+
+    def stat(g: dict) -> tuple[float, list[float]]:
+        s = g["mean_width"] if width else g["coverage"][definition]
+        return _num(s["value"]), [_num(x) for x in s["ci"]]
+
+    if rule.grouping == "overall":
+        return ("all", *stat(report["overall"]))
+    grouping = report["groupings"].get(rule.grouping)
+    if grouping is None:
+        return f"(no grouping {rule.grouping!r} in this audit)", math.nan, nan2
+    eligible = [g for g in grouping["groups"] if not g["small"]]
+    if len(eligible) < 2:
+        return "(fewer than 2 groups of adequate size)", math.nan, nan2
+    if rule.statistic == "worst_group":
+        g = (max if width else min)(eligible, key=lambda g: stat(g)[0])
+        return (g["group"], *stat(g))
+    d = grouping["disparity"]["width_ratio"] if width else grouping["disparity"]["coverage_gap"][definition]
+    return f"{d['high_group']} vs {d['low_group']}", _num(d["value"]), [_num(x) for x in d["ci"]]
 
 
 def _standardised(rule: ThresholdRule, audit: dict) -> tuple[str, float, list[float]]:

@@ -4,10 +4,16 @@ Both take face crops as an (N, S, S, 3) uint8 RGB array (S = the model's image s
 like UTKFace's chips, see agefair.data.faces) and return (N,) float32 ages in years. The ONNX model's
 input contract is agefair.models.network.to_input's output: float32 NCHW RGB in [0, 1]; ImageNet
 normalisation is inside the model (see agefair.export).
+
+Intervals: an estimator carries its model's conformal calibration when one is found (a checkpoint's
+run folder holds calibration.json; an ONNX model has ``<name>.calibration.json`` beside it, written
+by agefair.export), checked against the model's SHA-256. ``predict_with_intervals`` then gives each
+age its marginal interval (a person's group is not known at prediction time).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +21,9 @@ import numpy as np
 import torch
 
 from agefair.core.errors import AgefairError
+from agefair.models.calibration import RunCalibration, load_run_calibration
+from agefair.models.checkpoint import file_sha256
+from agefair.models.runs import calibration_file
 
 ONNX_SUFFIX = ".onnx"
 
@@ -22,8 +31,44 @@ ONNX_SUFFIX = ".onnx"
 class AgeEstimator(Protocol):
     size: int  # the square input side in pixels
     description: str  # e.g. "resnet18@48, torch fp32 on cpu"
+    calibration: RunCalibration | None  # the model's conformal calibration, when found
+    calibration_note: str  # where it came from, or why there is none
 
     def predict(self, faces: np.ndarray) -> np.ndarray: ...
+
+    def predict_with_spread(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Ages and, with a calibration, their marginal conformal intervals (None without)."""
+
+    ages: np.ndarray
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    coverage: float | None = None
+
+
+def predict_with_intervals(estimator: AgeEstimator, faces: np.ndarray) -> Estimates:
+    ages, spread = estimator.predict_with_spread(faces)
+    cal = estimator.calibration
+    if cal is None or len(ages) == 0:
+        return Estimates(ages)
+    iv = cal.intervals(pred=ages.astype(float), sigma=spread.astype(float))
+    return Estimates(ages, iv.lo, iv.hi, cal.coverage)
+
+
+def find_calibration(path: Path, sha256: str | None) -> tuple[RunCalibration | None, str]:
+    """(the calibration at ``path`` if it is this model's, else None; a sentence saying which)."""
+    if not path.exists():
+        return None, f"no {path.name} beside the model: ages without intervals"
+    try:
+        cal = load_run_calibration(path)
+    except AgefairError as exc:
+        return None, f"{exc}: ages without intervals"
+    if sha256 is not None and cal.checkpoint_sha256 != sha256:
+        return None, f"{path} is of another checkpoint: ages without intervals"
+    return cal, f"{cal.coverage:.0%} intervals from {path}"
 
 
 def _check_faces(faces: np.ndarray, size: int) -> np.ndarray:
@@ -55,15 +100,22 @@ class TorchEstimator:
         self.model = model
         self.description = (f"{cfg.model.backbone}@{self.size}, torch {self.rt.measure_precision_name} "
                             f"on {self.rt.device}")
+        self.calibration, self.calibration_note = find_calibration(calibration_file(Path(checkpoint)),
+                                                                   file_sha256(checkpoint))
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return self.predict_with_spread(faces)[0]
 
     @torch.no_grad()
-    def predict(self, faces: np.ndarray) -> np.ndarray:
+    def predict_with_spread(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ages and the spread of each predicted age distribution (NaN for a regression head)."""
         faces = _check_faces(faces, self.size)
         if len(faces) == 0:
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
         x = self.rt.to_device(torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2))
         with self.rt.measure_autocast():
-            return self.model.predict(x).float().cpu().numpy()
+            ages, spread = self.model.predict_with_spread(x)
+        return ages.float().cpu().numpy(), spread.float().cpu().numpy()
 
 
 class OnnxEstimator:
@@ -92,24 +144,43 @@ class OnnxEstimator:
             raise AgefairError(f"{path}: not a loadable ONNX model ({first})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else None
-        if (shape is None or len(outputs) != 1 or len(shape) != 4 or shape[1] != 3
+        if (shape is None or len(outputs) not in (1, 2) or len(shape) != 4 or shape[1] != 3
                 or not isinstance(shape[2], int) or shape[2] != shape[3] or inputs[0].type != "tensor(float)"):
             got = ", ".join(f"{i.name} {i.shape} {i.type}" for i in inputs)
-            raise AgefairError(f"{path}: not an agefair age model (expected one float input [N, 3, S, S] and one "
-                               f"output; got inputs {got} and {len(outputs)} outputs)")
+            raise AgefairError(f"{path}: not an agefair age model (expected one float input [N, 3, S, S] and an age "
+                               f"output (and a spread); got inputs {got} and {len(outputs)} outputs)")
         self.size = int(shape[2])
         self.input_name = inputs[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         arch = f"{meta['agefair.backbone']}@{self.size}" if "agefair.backbone" in meta else f"{self.size} px"
         self.description = f"{arch}, onnxruntime ({self.session.get_providers()[0]})"
+        self.calibration, self.calibration_note = find_calibration(onnx_calibration_file(path),
+                                                                   meta.get("agefair.checkpoint_sha256"))
+        if self.calibration is not None and self.calibration.marginal.score == "scaled" and len(outputs) == 1:
+            self.calibration = None
+            self.calibration_note = (f"{onnx_calibration_file(path)} needs the spread output, which {path.name} lacks "
+                                     f"(export it again): ages without intervals")
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
+        return self.predict_with_spread(faces)[0]
+
+    def predict_with_spread(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ages and spreads (the graph's second output; NaN for a model exported without one)."""
         faces = _check_faces(faces, self.size)
         if len(faces) == 0:
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
         x = np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
-        (ages,) = self.session.run(None, {self.input_name: x})
-        return np.asarray(ages, dtype=np.float32).reshape(len(faces))
+        outs = self.session.run(None, {self.input_name: x})
+        ages = np.asarray(outs[0], dtype=np.float32).reshape(len(faces))
+        spread = (np.asarray(outs[1], dtype=np.float32).reshape(len(faces)) if len(outs) > 1
+                  else np.full(len(faces), np.nan, np.float32))
+        return ages, spread
+
+
+def onnx_calibration_file(onnx_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.calibration.json`` beside it (what agefair.export writes)."""
+    p = Path(onnx_path)
+    return p.with_name(p.stem + ".calibration.json")
 
 
 def load_estimator(path: str | Path, threads: int | None = None) -> AgeEstimator:

@@ -18,23 +18,30 @@ from torch import nn
 from agefair.core.config import TrainConfig
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
+from agefair.models.calibration import save_run_calibration
 from agefair.models.checkpoint import file_sha256
 from agefair.models.network import AgeModel
+from agefair.models.runs import calibration_file
 
-INPUT_NAME, OUTPUT_NAME = "image", "age"
+INPUT_NAME, OUTPUT_NAME, SPREAD_NAME = "image", "age", "spread"
 PARITY_TOLERANCE = 0.05  # years: the largest torch-vs-onnxruntime difference an export may have
 PARITY_BATCH = 8  # random images of the parity check
 
 
 class AgePredictor(nn.Module):
-    """AgeModel.predict as a module: float [0, 1] NCHW in, ages (N,) out."""
+    """AgeModel.predict as a module: float [0, 1] NCHW in, ages (N,) out; for the expectation head also the
+    spread (N,) of the predicted age distribution, which the scaled conformal intervals need."""
 
     def __init__(self, model: AgeModel):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model.predict(image)
+    @property
+    def with_spread(self) -> bool:
+        return self.model.head_kind == "expectation"
+
+    def forward(self, image: torch.Tensor):
+        return self.model.predict_with_spread(image) if self.with_spread else self.model.predict(image)
 
 
 def export_onnx(model: AgeModel, image_size: int, out: str | Path, metadata: dict[str, str] | None = None,
@@ -53,7 +60,8 @@ def export_onnx(model: AgeModel, image_size: int, out: str | Path, metadata: dic
         with warnings.catch_warnings(), contextlib.redirect_stdout(log):  # the exporter prints its steps
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                wrapper, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                wrapper, (example,), input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME, SPREAD_NAME] if wrapper.with_spread else [OUTPUT_NAME],
                 dynamic_shapes={"image": {0: torch.export.Dim("batch")}}, opset_version=opset,
                 dynamo=True, external_data=False, verbose=False)
         proto = program.model_proto
@@ -66,14 +74,18 @@ def export_onnx(model: AgeModel, image_size: int, out: str | Path, metadata: dic
 
 
 def parity(model: AgeModel, onnx_path: str | Path, images: torch.Tensor) -> float:
-    """Largest |torch age - onnxruntime age| over ``images`` (float [0, 1] NCHW)."""
+    """Largest |torch - onnxruntime| difference over ``images`` (float [0, 1] NCHW), of the ages and (when
+    exported) the spreads, in years."""
     from agefair.inference.estimator import OnnxEstimator
 
     est = OnnxEstimator(onnx_path)
     with torch.no_grad():
-        expected = model.cpu().float().eval().predict(images).numpy()
-    (got,) = est.session.run(None, {est.input_name: images.numpy()})
-    return float(np.abs(np.asarray(got) - expected).max())
+        ages, spread = (t.numpy() for t in model.cpu().float().eval().predict_with_spread(images))
+    outs = est.session.run(None, {est.input_name: images.numpy()})
+    diff = float(np.abs(np.asarray(outs[0]) - ages).max())
+    if len(outs) > 1:
+        diff = max(diff, float(np.abs(np.asarray(outs[1]) - spread).max()))
+    return diff
 
 
 def export_metadata(cfg: TrainConfig, checkpoint: str | Path) -> dict[str, str]:
@@ -82,7 +94,9 @@ def export_metadata(cfg: TrainConfig, checkpoint: str | Path) -> dict[str, str]:
             "agefair.image_size": str(cfg.model.image_size), "agefair.checkpoint_sha256": file_sha256(checkpoint),
             "agefair.input": "float32 NCHW RGB in [0, 1] (uint8 / 255), UTKFace-framed face crops; "
                              "normalisation is inside the model",
-            "agefair.output": "age in years, shape [batch]"}
+            "agefair.output": "age in years, shape [batch]" + (
+                "; spread: the standard deviation of the predicted age distribution in years, shape [batch]"
+                if cfg.model.head == "expectation" else "")}
 
 
 def export_checked(model: AgeModel, cfg: TrainConfig, checkpoint: str | Path, out: str | Path,
@@ -103,3 +117,17 @@ def export_checked(model: AgeModel, cfg: TrainConfig, checkpoint: str | Path, ou
         raise AgefairError(f"{out}: onnxruntime's ages differ from torch's by up to {diff:.3f} years "
                            f"(> {PARITY_TOLERANCE}); the export was removed")
     return diff
+
+
+def copy_calibration(checkpoint: str | Path, onnx_path: str | Path) -> str:
+    """Copy the checkpoint's calibration.json beside ``onnx_path`` (atomically); a sentence saying what happened.
+    A stale copy of an earlier export is removed when the checkpoint has none."""
+    from agefair.inference.estimator import find_calibration, onnx_calibration_file
+
+    target = onnx_calibration_file(onnx_path)
+    cal, note = find_calibration(calibration_file(Path(checkpoint)), file_sha256(checkpoint))
+    if cal is None:
+        target.unlink(missing_ok=True)
+        return f"agefair: {note} (the ONNX model gets none)"
+    save_run_calibration(cal, target)
+    return f"agefair: wrote {target} ({cal.coverage:.0%} intervals; predict and video read it beside the model)"

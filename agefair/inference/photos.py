@@ -5,7 +5,8 @@ predicted whole; in other pictures faces are detected (face_recognition's HOG or
 cropped with UTKFace's measured framing (agefair.data.faces) and resized to the model's input size. One
 row per face: file, face index, box (left,top,right,bottom, or "whole image" for crops), predicted age;
 files with no face or that cannot be read get one row saying so. Boxes are pixels of the upright picture
-(after its EXIF orientation is applied).
+(after its EXIF orientation is applied). With the model's conformal calibration (agefair.inference.estimator),
+each age gets its marginal interval: ``34 [29-41]`` in the table, columns lo, hi and coverage in CSV and JSON.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from agefair.core.paths import IMAGE_SUFFIXES
 from agefair.data.faces import crop_verdict, detect_faces, utk_crop
 from agefair.data.files import walk
 from agefair.data.images import ImageReadError, open_rgb
-from agefair.inference.estimator import AgeEstimator
+from agefair.inference.estimator import AgeEstimator, predict_with_intervals
 
 WHOLE_IMAGE = "whole image"
 NO_FACE = "no face found"
-COLUMNS = ["file", "face", "box", "age", "status"]
+COLUMNS = ["file", "face", "box", "age", "lo", "hi", "coverage", "status"]
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Row:
     box: tuple[int, int, int, int] | str | None = None  # a box, WHOLE_IMAGE, or None (no face / unreadable)
     age: float | None = None
     status: str = "ok"
+    lo: float | None = None  # the marginal conformal interval [lo, hi], when the model has a calibration
+    hi: float | None = None
+    coverage: float | None = None  # its target coverage (e.g. 0.9)
 
     def box_text(self) -> str:
         if self.box is None:
@@ -50,15 +54,28 @@ class Row:
         return self.box if isinstance(self.box, str) else ",".join(str(v) for v in self.box)
 
     def age_text(self) -> str:
-        return "" if self.age is None else f"{self.age:.1f}"
+        """``34.2``, or with an interval ``34 [29-41]`` (a decimal would claim more than the interval allows)."""
+        if self.age is None:
+            return ""
+        return f"{self.age:.1f}" if self.lo is None else f"{self.age:.0f} [{self.lo:.0f}-{self.hi:.0f}]"
 
     def as_text(self) -> list[str]:
+        """The CSV cells (COLUMNS)."""
+        def num(x, digits=1):
+            return "" if x is None else f"{x:.{digits}f}"
+        return [self.file, "" if self.face is None else str(self.face), self.box_text(), num(self.age), num(self.lo),
+                num(self.hi), "" if self.coverage is None else f"{self.coverage:g}", self.status]
+
+    def as_table(self) -> list[str]:
         return [self.file, "" if self.face is None else str(self.face), self.box_text(), self.age_text(), self.status]
 
     def as_json(self) -> dict:
         box = list(self.box) if isinstance(self.box, tuple) else self.box
-        return {"file": self.file, "face": self.face, "box": box,
-                "age": None if self.age is None else round(self.age, 1), "status": self.status}
+        def r1(x):
+            return None if x is None else round(x, 1)
+
+        return {"file": self.file, "face": self.face, "box": box, "age": r1(self.age), "lo": r1(self.lo),
+                "hi": r1(self.hi), "coverage": self.coverage, "status": self.status}
 
 
 def is_image_name(name: str) -> bool:
@@ -121,9 +138,11 @@ class FaceBatcher:
     def flush(self) -> None:
         if not self.pending:
             return
-        ages = self.estimator.predict(np.stack([f for _, f in self.pending]))
-        for (row, _), age in zip(self.pending, ages):
-            row.age = float(age)
+        est = predict_with_intervals(self.estimator, np.stack([f for _, f in self.pending]))
+        for k, (row, _) in enumerate(self.pending):
+            row.age = float(est.ages[k])
+            if est.lo is not None:
+                row.lo, row.hi, row.coverage = float(est.lo[k]), float(est.hi[k]), est.coverage
         self.pending = []
 
 
@@ -214,8 +233,11 @@ def format_rows(rows: list[Row], fmt: str) -> str:
         writer.writerow(COLUMNS)
         writer.writerows([neutralise_cell(c) for c in r.as_text()] for r in rows)  # no formula from a file name
         return buf.getvalue()
-    table = [COLUMNS] + [r.as_text() for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    header = ["file", "face", "box", "age", "status"]
+    if any(r.lo is not None for r in rows):
+        header[3] = f"age [{next(r.coverage for r in rows if r.lo is not None):.0%} interval]"
+    table = [header] + [r.as_table() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     right = {1, 3}  # face index and age are right-aligned
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
              for line in table]

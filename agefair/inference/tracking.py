@@ -151,13 +151,23 @@ class Track:
     estimates: int = 0
     motion: FlowMotion | MilMotion | None = None
     ages: deque = field(default_factory=deque)
+    spreads: deque = field(default_factory=deque)  # the age distribution's spread of each estimate
+    lo: float | None = None  # the conformal interval of the displayed age (set where the model has one)
+    hi: float | None = None
 
-    def add_age(self, age: float, frame: int) -> None:
+    def add_age(self, age: float, frame: int, spread: float = float("nan")) -> None:
         self.ages.append(float(age))
+        self.spreads.append(float(spread))
         while len(self.ages) > self.smooth:
             self.ages.popleft()
+            self.spreads.popleft()
         self.last_age_frame = frame
         self.estimates += 1
+
+    @property
+    def spread(self) -> float:
+        """The running median of the last estimates' spreads (NaN without)."""
+        return float(np.median(self.spreads)) if self.spreads else float("nan")
 
     @property
     def age(self) -> float | None:

@@ -176,11 +176,16 @@ class FacePipeline:
         size = self.estimator.size
         # utk_crop is channel-agnostic: crop the BGR frame, then flip to RGB
         crops = np.stack([utk_crop(frame, t.box, size, detector="hog")[..., ::-1] for t in due])
-        ages = self.estimator.predict(np.ascontiguousarray(crops))
+        ages, spreads = self.estimator.predict_with_spread(np.ascontiguousarray(crops))
         self.model_calls += 1
         self.faces_estimated += len(due)
-        for t, age in zip(due, ages):
-            t.add_age(float(age), i)
+        for t, age, spread in zip(due, ages, spreads):
+            t.add_age(float(age), i, float(spread))
+        cal = self.estimator.calibration
+        if cal is not None:  # the displayed (median) age's interval
+            iv = cal.intervals(pred=[t.age for t in due], sigma=[t.spread for t in due])
+            for k, t in enumerate(due):
+                t.lo, t.hi = float(iv.lo[k]), float(iv.hi[k])
 
     def all_tracks(self) -> list[Track]:
         return sorted(self.ended + self.tracks, key=lambda t: t.id)
@@ -328,5 +333,7 @@ def stage_report(result: VideoResult) -> list[str]:
                  f"{p.model_calls} batched calls for {p.faces_estimated} faces, over {p.face_frames} face-frames")
     for t in p.all_tracks():
         age = f"age {t.age:.1f}" if t.age is not None else "no age yet"
+        if t.age is not None and t.lo is not None:
+            age += f" [{t.lo:.0f}-{t.hi:.0f}]"
         lines.append(f"track {t.id}: from frame {t.first_frame}, {t.estimates} estimates, {age}")
     return lines

@@ -25,6 +25,8 @@ def draw_tracks(frame: np.ndarray, tracks: list[Track]) -> None:
         left, top, right, bottom = (int(round(v)) for v in t.box)
         cv2.rectangle(frame, (left, top), (right, bottom), colour, 2)
         label = f"#{t.id} age {t.age:.0f}" if t.age is not None else f"#{t.id}"
+        if t.age is not None and t.lo is not None:
+            label += f" [{t.lo:.0f}-{t.hi:.0f}]"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
         y = top - 4 if top - th - base - 4 >= 0 else bottom + th + 4
         cv2.rectangle(frame, (left, y - th - base), (left + tw + 4, y + base - 2), colour, cv2.FILLED)

@@ -63,8 +63,22 @@ class AgeModel(nn.Module):
             return out[:, 0].float()
         return torch.softmax(out.float(), dim=1) @ self.ages
 
+    def spread(self, out: torch.Tensor) -> torch.Tensor:
+        """The standard deviation in years of the predicted age distribution, (N,), from ``forward``'s
+        output (the expectation head; NaN for regression, which predicts no distribution). The scaled
+        conformal score (agefair.models.conformal) widens intervals where it is large."""
+        if self.head_kind == "regression":
+            return torch.full((out.shape[0],), float("nan"), device=out.device)
+        p = torch.softmax(out.float(), dim=1)
+        mu = p @ self.ages
+        return torch.sqrt(torch.clamp(p @ self.ages**2 - mu**2, min=0.0))
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.expected_age(self(x))
+
+    def predict_with_spread(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self(x)
+        return self.expected_age(out), self.spread(out)
 
     @property
     def target_layer(self) -> nn.Module:

@@ -17,10 +17,16 @@ CURVES = "curves"  # curves.html (and curves.png)
 CONFIG = "config.yaml"
 SPLIT = "split.json"
 SUMMARY = "summary.json"
+CALIBRATION = "calibration.json"  # conformal calibration on the validation split (agefair.models.calibration)
 
 
 def best_checkpoint(runs_dir: Path, variant: str) -> Path:
     return Path(runs_dir) / variant / BEST
+
+
+def calibration_file(checkpoint: Path) -> Path:
+    """The calibration.json beside a run's model.pt."""
+    return Path(checkpoint).parent / CALIBRATION
 
 
 def _run_folders(runs_dir: Path) -> list[Path]:

@@ -96,9 +96,10 @@ def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss
 @torch.no_grad()
 def predict_loader(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: str = "l1",
                    desc: str = "evaluating", progress: bool = True) -> dict[str, np.ndarray | float]:
-    """Predicted ages for every sample of ``loader``, with the rows they came from and the mean loss."""
+    """Predicted ages for every sample of ``loader`` (``pred``; ``sigma``: the spread of the predicted
+    distribution, NaN for a regression head), with the rows they came from and the mean loss."""
     model.eval()
-    rows_out, preds_out, ages_out = [], [], []
+    rows_out, preds_out, ages_out, spread_out = [], [], [], []
     total_loss = 0.0
     n = 0
     for images, ages, rows in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
@@ -109,9 +110,11 @@ def predict_loader(model: AgeModel, loader: DataLoader, rt: Runtime, loss_name: 
         total_loss += per_sample_loss(model, out, y, loss_name).sum().item()
         n += len(y)
         preds_out.append(model.expected_age(out).cpu().numpy())
+        spread_out.append(model.spread(out).cpu().numpy())
         ages_out.append(ages.numpy())
         rows_out.append(rows.numpy())
     preds = np.concatenate(preds_out) if preds_out else np.zeros(0)
     ages = np.concatenate(ages_out) if ages_out else np.zeros(0)
-    return {"rows": np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=int), "pred": preds,
+    sigma = np.concatenate(spread_out) if spread_out else np.zeros(0)
+    return {"rows": np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=int), "pred": preds, "sigma": sigma,
             "age": ages, "loss": total_loss / max(n, 1), "mae": float(np.abs(preds - ages).mean()) if n else float("nan")}

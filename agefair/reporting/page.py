@@ -39,6 +39,7 @@ from agefair.reporting.format import (
     slug,
 )
 from agefair.reporting.gates import gates_context
+from agefair.reporting.intervals import intervals_context
 from agefair.reporting.sections import (
     dataset_context,
     disparity_tables,
@@ -64,6 +65,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("disparity", "Disparities between groups", "Disparities"),
     ("age-accuracy", "Age accuracy and label noise", "AAR, noise"),
     ("gates", "Age gates", "Age gates"),
+    ("intervals", "Age intervals (conformal)", "Intervals"),
     ("gallery", "Grad-CAM galleries of the worst errors", "Grad-CAM"),
     ("training", "Training", "Training"),
     ("data", "Data quality and split", "Data"),
@@ -161,6 +163,7 @@ def build_context(summary: AuditSummary | dict, galleries: dict | None,
         "standardised": standardised_tables(summary, variants),
         "age_accuracy": age_accuracy_context(summary, variants),
         **gates_context(summary, variants),
+        "iv": intervals_context(summary, variants),
         "galleries": gallery_sections(galleries, variants) if galleries else [],
         "training": training_rows(summary, variants),
         "data": data_context(summary),

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from agefair import __version__
 from agefair.core.config import DataConfig, TrainConfig
+from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import AgefairError
 from agefair.core.formatting import format_seconds
 from agefair.core.io import write_json_atomic, write_text_atomic
@@ -40,6 +41,7 @@ from agefair.training.batches import (
     loss_weight_table,
     train_loader,
 )
+from agefair.training.calibrate import describe, write_calibration
 from agefair.training.distributed import (
     DistContext,
     shard_rows,
@@ -72,6 +74,7 @@ class RunOptions:
     resume: bool = False  # continue from out_root/<variant>/last.pt
     overwrite: bool = False  # start over even if the run folder holds a run
     progress: bool = True
+    conformal: ConformalSettings = ConformalSettings()  # calibration.json when the run ends
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def train_variant(variant: str, cfg: TrainConfig, *, data_cfg: DataConfig, prepa
         run = publish_staged(run)  # --overwrite: the first saved epoch replaces the previous run
         run.ctx.barrier()  # no process starts the next epoch before rank 0 has saved this one
         log_epoch(run, state, epoch, tr, va, lr, seconds, improved, float(np.mean(epoch_times)))
-    return finish_run(run, state, stopped_early, time.perf_counter() - run_start)
+    return finish_run(run, state, stopped_early, time.perf_counter() - run_start, options.conformal)
 
 
 def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: PreparedData, options: RunOptions,
@@ -329,7 +332,8 @@ def log_epoch(run: VariantRun, state: RunState, epoch: int, tr: dict, va: dict[s
             f"{state.best_epoch} | ETA <= {format_seconds(remaining)}", flush=True)
 
 
-def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_seconds: float) -> dict:
+def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_seconds: float,
+               conformal: ConformalSettings = ConformalSettings()) -> dict:
     """The run's summary: written to summary.json (with the curves' PNG) and logged."""
     history = state.history
     total = sum(h["seconds"] for h in history)
@@ -339,6 +343,10 @@ def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_se
     if run.ctx.is_main:
         write_curves(history, run.out, f"agefair {run.variant}", png=True)
         write_json_atomic(run.out / runs.SUMMARY, summary)
+        cal = write_calibration(run.model, out=run.out, data=run.data, cfg=run.cfg, rt=run.rt, settings=conformal,
+                                manifest_hash=run.run_meta.get("manifest_hash"), progress=run.progress)
+        if cal is not None:
+            run.log(f"[{run.variant}] {describe(cal)}; {run.out / runs.CALIBRATION}")
     run = publish_staged(run)  # no epoch was run (nothing to train): the run is swapped in now
     run.log(f"[{run.variant}] done: best val MAE {state.best_mae:.3f} at epoch {state.best_epoch} of {len(history)}"
             f"{' (early stop)' if stopped_early else ''}; {format_seconds(total)} of training; {run.best_path}")
@@ -347,7 +355,8 @@ def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_se
 
 def train_all(*, variants: list[str], cfg: TrainConfig, data_request: DataRequest, out_dir: str | Path,
               limit: int | None = None, device: str = "auto", resume: bool = False, overwrite: bool = False,
-              progress: bool = True, ctx: DistContext = DistContext()) -> list[dict]:
+              progress: bool = True, ctx: DistContext = DistContext(),
+              conformal: ConformalSettings = ConformalSettings()) -> list[dict]:
     """Train ``variants`` one after another on the data of ``data_request``; their summaries.
 
     Under torchrun, rank 0 scans, splits and caches the data while the other processes wait, then every
@@ -361,7 +370,7 @@ def train_all(*, variants: list[str], cfg: TrainConfig, data_request: DataReques
     data = load_train_data(prepared, data_cfg, cfg, limit, data_request.progress)
     if ctx.is_main:
         ctx.barrier()
-    options = RunOptions(Path(out_dir), limit, device, resume, overwrite, progress)
+    options = RunOptions(Path(out_dir), limit, device, resume, overwrite, progress, conformal)
     summaries = [train_variant(v, cfg, data_cfg=data_cfg, prepared=prepared, options=options, data=data, ctx=ctx)
                  for v in variants]
     if ctx.world_size > 1:
