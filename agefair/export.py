@@ -31,7 +31,7 @@ from pathlib import Path
 from agefair.cli.args import ArgumentParser
 from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
-from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, copy_calibration, export_checked
+from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, SPREAD_NAME, copy_calibration, export_checked
 from agefair.models.checkpoint import model_from_checkpoint
 from agefair.models.runs import model_or_best_run
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     diff = export_checked(model, cfg, checkpoint, out, args.opset)
     print(copy_calibration(checkpoint, out), file=sys.stderr)
     print(f"agefair: wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input '{INPUT_NAME}' float32 "
-          f"[batch, 3, {size}, {size}] in [0, 1], output '{OUTPUT_NAME}' [batch] years; onnxruntime matches "
+          f"[batch, 3, {size}, {size}] in [0, 1], output '{OUTPUT_NAME}' [batch] years"
+          f"{f' and {SPREAD_NAME!r} [batch] years' if cfg.model.head == 'expectation' else ''}; onnxruntime matches "
           f"torch within {diff:.1e} years on a random batch of {PARITY_BATCH}")
     return 0
 

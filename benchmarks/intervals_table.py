@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from agefair.fairness.result import AuditSummary, load
 
 
@@ -51,6 +53,18 @@ def by_group(summary: AuditSummary, variant: str, grouping: str) -> list[str]:
     return lines
 
 
+def null_gap(summary: AuditSummary, variant: str, grouping: str, draws: int = 20_000) -> str:
+    """The max - min coverage gap expected by chance alone: every eligible group at exactly the target
+    coverage, each group's test count drawn binomially (seeded)."""
+    rep = summary.audit(variant).intervals.methods["marginal"]
+    n = np.array([g.n for g in rep.groupings[grouping].groups if not g.small])
+    cov = np.random.default_rng(0).binomial(n, rep.target, size=(draws, len(n))) / n
+    gap = cov.max(axis=1) - cov.min(axis=1)
+    lo, hi = np.quantile(gap, [0.025, 0.975])
+    return (f"chance alone ({len(n)} {grouping} groups of n {', '.join(map(str, n))} at exactly {rep.target:.0%}): "
+            f"max - min gap mean {100 * gap.mean():.1f} pts, 95% range [{100 * lo:.1f}, {100 * hi:.1f}]")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("summary")
@@ -60,6 +74,7 @@ def main() -> None:
     args = p.parse_args()
     summary = load(AuditSummary, args.summary)
     print("\n".join(overview(summary, args.focus)))
+    print("\n" + null_gap(summary, args.variant, args.focus))
     for g in args.groupings:
         print(f"\n{args.variant}, by {g}:\n")
         print("\n".join(by_group(summary, args.variant, g)))

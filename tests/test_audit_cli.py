@@ -61,8 +61,17 @@ def test_audit_writes_report_summary_predictions_and_passes(trained):
     for v in VARIANTS:
         p = preds[preds["variant"] == v]
         assert summary["variants"][v]["audit"]["overall"]["mae"]["value"] == pytest.approx((p["pred"] - p["age"]).abs().mean(), abs=1e-3)
+    # conformal intervals: each run's calibration.json (written by train, on the validation rows) is applied
+    n_val = summary["data"]["split"]["counts"]["total"]["val"]
+    for v in VARIANTS:
+        iv = summary["variants"][v]["audit"]["intervals"]
+        assert iv["calibration"]["source"].startswith("read from") and list(iv["methods"]) == ["marginal", "ethnicity"]
+        assert json.loads((trained / "runs" / v / "calibration.json").read_text())["marginal"]["n"] == n_val
+        assert iv["methods"]["marginal"]["n"] == n_test
+    assert {"lo", "hi", "sigma"} <= set(preds.columns) and (preds["lo"] <= preds["hi"]).all()
     html = (out / "report.html").read_text()
     assert all(v in html for v in VARIANTS)
+    assert 'id="intervals-table"' in html
     assert "data:image/png;base64," in html  # Grad-CAM tiles embedded
     assert "all 3 threshold checks passed" not in done.stderr
     assert "passed" in done.stdout
