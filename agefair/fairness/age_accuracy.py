@@ -84,7 +84,7 @@ def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -
         return aar_from(m[:, all_c], m[:, gcols])[1]
 
     stats = [_aar, lambda m: m[:, all_c], _sigma]
-    point, boot = replicate_stats(values=[err], layout=layout, resampler=Resampler.of(n, cluster), stats=stats,
+    point, boot = replicate_stats(values=[err], layout=layout, resampler=Resampler.of(n, cluster, settings.bootstrap), stats=stats,
                                   n_boot=settings.n_boot, seed=settings.seed)
     ci = [quantile_ci(boot[i, :, 0], settings.ci_level) for i in range(3)]
     counts, labels = layout.counts(), layout.labels("aar")
@@ -127,7 +127,7 @@ def error_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cl
     x = age - age.mean()  # centred: the moments stay well conditioned
     blocks = {"__all__": np.full(n, "all", dtype=object)} | {k: as_labels(v) for k, v in (groupings or {}).items()}
     layout = build_layout(blocks, n)
-    res = Resampler.of(n, cluster)
+    res = Resampler.of(n, cluster, settings.bootstrap)
     cnt = res.sums(layout)
     sums = [res.sums(layout, v) for v in (x, y, x * x, x * y)]
     k = layout.n_cells

@@ -243,7 +243,7 @@ def compare_values(*, value_a, value_b, groupings: Mapping[str, object] | None =
     n = len(va)
     n_perm = settings.n_boot if n_perm is None else n_perm
     layout = _design(groupings, n, mask)
-    resampler = Resampler.of(n, cluster)
+    resampler = Resampler.of(n, cluster, settings.bootstrap)
     stats = _stats(layout, criteria, settings.min_group_size, age_grouping)
     if not stats:
         return []

@@ -120,7 +120,7 @@ def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=
     if len(stat) != 1:
         raise ValueError(f"no single statistic for {what} (too few groups of adequate size, or an unknown group)")
     point, boot = replicate_stats(values=[np.abs(e) for e, _ in errs], layout=layout,
-                                  resampler=Resampler.of(n, cluster), stats=stat, n_boot=settings.n_boot,
+                                  resampler=Resampler.of(n, cluster, settings.bootstrap), stats=stat, n_boot=settings.n_boot,
                                   seed=settings.seed)
     values = {k: float(v) for k, v in zip(names, point[0])}
     li = int(np.nanargmin(point[0]))

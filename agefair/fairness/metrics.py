@@ -29,6 +29,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 
 from agefair.data.age_groups import interval_error
+from agefair.fairness.resampling import fine_boot_sums, finest_codes, scheme_of
 from agefair.fairness.specs import (  # noqa: F401  (METRIC_NAMES, INTERVAL_METRIC_NAMES: re-exported)
     AGE_GROUPINGS,
     INTERVAL_METRIC_NAMES,
@@ -134,7 +135,7 @@ class AuditSettings:
     ci_level: float = 0.95
     seed: int = 0
     min_group_size: int = 30
-    bootstrap: str = "vectorized"  # or "fairlearn": MetricFrame's own n_boot / ci_quantiles (slow)
+    bootstrap: str = "vectorized"  # multinomial; "poisson": Poisson(1) row weights (scale); "fairlearn": MetricFrame's own
 
     @property
     def quantiles(self) -> list[float]:
@@ -156,26 +157,58 @@ def _metric_frame(pred: pd.DataFrame, features: pd.DataFrame, s: AuditSettings, 
 
 
 def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n_boot: int, seed: int,
-                            metrics: tuple[str, ...] = METRIC_NAMES) -> dict:
+                            metrics: tuple[str, ...] = METRIC_NAMES, scheme: str = "vectorized") -> dict:
     """Bootstrap replicates of each group's metrics, (n_boot, n_groups) per metric.
 
     Same scheme as MetricFrame's bootstrap (resample all rows with replacement, recompute every
-    group's metric), vectorised with bincount so 1,000 resamples take milliseconds.
+    group's metric; ``scheme="poisson"``: Poisson(1) row weights), drawn in chunks of replicates
+    (agefair.fairness.resampling.weight_chunks) and summed per group with a sparse product, so memory
+    stays bounded whatever n_boot x n. Rows with a code outside [0, n_groups) are in no group.
     """
-    rng = np.random.default_rng(seed)
-    n = len(err)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    flat = (np.arange(n_boot)[:, None] * n_groups + codes[idx]).ravel()
-    e = err[idx].ravel()
-    size = n_boot * n_groups
-    cnt = np.bincount(flat, minlength=size).reshape(n_boot, n_groups)
-    out = {}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for m in metrics:
-            out[m] = np.bincount(flat, _ROW_VALUES[m](e), size).reshape(n_boot, n_groups) / cnt
-        if "rmse" in out:
-            out["rmse"] = np.sqrt(out["rmse"])
-    return out
+    codes = np.asarray(codes, np.int64)
+    boot = GroupBoot(codes, err, metrics, n_boot, seed, scheme)
+    return boot.group_metrics(codes, n_groups)
+
+
+class GroupBoot:
+    """Bootstrap sums of a frame's per-row metric values per finest cell (rows sharing every label of
+    ``cell_codes``), drawn once (``fine_boot_sums``) and summed into the groups of any grouping whose
+    labels are constant on those cells: one pass over the rows serves every grouping."""
+
+    def __init__(self, cell_codes, err: np.ndarray, metrics: tuple[str, ...], n_boot: int, seed: int,
+                 scheme: str = "vectorized"):
+        codes = [np.asarray(cell_codes, np.int64)] if np.ndim(cell_codes) == 1 else list(cell_codes)
+        self.fine, self.first = finest_codes(codes)
+        self.metrics = tuple(metrics)
+        self.sums = fine_boot_sums(self.fine, [_ROW_VALUES[m](err) for m in self.metrics], n_boot, seed, scheme)
+
+    @classmethod
+    def of(cls, pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> GroupBoot:
+        codes = [pd.factorize(pred[c], use_na_sentinel=False)[0] for c in columns] or [np.zeros(len(pred), np.int64)]
+        return cls(codes, errors(pred), LABEL_METRICS[label_kind(pred)], s.n_boot, s.seed, scheme_of(s.bootstrap))
+
+    def group_metrics(self, codes: np.ndarray, n_groups: int) -> dict:
+        """(n_boot, n_groups) replicates per metric for row group ``codes`` (constant on each finest cell)."""
+        of_cell = np.asarray(codes, np.int64)[self.first]
+        ok = (of_cell >= 0) & (of_cell < n_groups)
+        onehot = np.zeros((len(of_cell), n_groups))
+        onehot[np.flatnonzero(ok), of_cell[ok]] = 1
+        g = np.einsum("bfk,fg->bgk", self.sums, onehot)
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for i, m in enumerate(self.metrics):
+                out[m] = g[..., 1 + i] / g[..., 0]
+            if "rmse" in out:
+                out["rmse"] = np.sqrt(out["rmse"])
+        return out
+
+
+def group_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Each row's group name: its values of ``columns`` joined with ' / ' (vectorised string concat)."""
+    keys = frame[columns[0]].astype(str)
+    for c in columns[1:]:
+        keys = keys + " / " + frame[c].astype(str)
+    return keys.to_numpy(dtype=object)
 
 
 def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
@@ -185,19 +218,19 @@ def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
         return np.nanquantile(samples, q, axis=0)
 
 
-def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> dict:
-    """Per-group metrics with intervals, plus the disparity summary over groups of adequate size."""
+def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings, shared: GroupBoot | None = None) -> dict:
+    """Per-group metrics with intervals, plus the disparity summary over groups of adequate size
+    (``shared``: the bootstrap sums of a frame's finest cells, drawn once for every grouping)."""
     use_fairlearn_boot = s.n_boot > 0 and s.bootstrap == "fairlearn"
     metric_names = LABEL_METRICS[label_kind(pred)]
     mf = _metric_frame(pred, pred[columns], s, use_fairlearn_boot)
     by = mf.by_group.dropna(subset=["n"])
     by = by[by["n"] > 0]
     names = [group_key(i) for i in by.index]
-    keys = pred[columns].astype(str).agg(" / ".join, axis=1).to_numpy()
-    codes = pd.Categorical(keys, categories=names).codes
-    err = errors(pred)
-    boot = (bootstrap_group_metrics(err, codes, len(names), s.n_boot, s.seed, metric_names)
-            if s.n_boot > 0 and not use_fairlearn_boot else None)
+    codes = pd.Categorical(group_keys(pred, columns), categories=names).codes.astype(np.int64)
+    boot = None
+    if s.n_boot > 0 and not use_fairlearn_boot:
+        boot = (shared or GroupBoot.of(pred, columns, s)).group_metrics(codes, len(names))
 
     groups = []
     for j, (idx, row) in enumerate(by.iterrows()):
@@ -246,9 +279,9 @@ def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings) ->
     return {"columns": columns, "groups": groups, "disparity": disparity}
 
 
-def overall_metrics(pred: pd.DataFrame, s: AuditSettings) -> dict:
+def overall_metrics(pred: pd.DataFrame, s: AuditSettings, shared: GroupBoot | None = None) -> dict:
     """Overall metrics with intervals: the grouped computation over a single group."""
-    one = grouped_metrics(pred.assign(_all="all"), ["_all"], s)["groups"][0]
+    one = grouped_metrics(pred.assign(_all="all"), ["_all"], s, shared)["groups"][0]
     return {m: one[m] for m in LABEL_METRICS[label_kind(pred)]} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
 
 
@@ -270,10 +303,13 @@ def audit_variant(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, lis
     ``attributes`` lists the groupings of one sensitive attribute (for ``grouping: every attribute``).
     """
     kind = label_kind(pred)
-    out = {"overall": overall_metrics(pred, s), "groupings": {}}
-    for name, cols in groupings.items():
-        if all(c in pred.columns for c in cols):
-            out["groupings"][name] = grouped_metrics(pred, cols, s)
+    present = {name: cols for name, cols in groupings.items() if all(c in pred.columns for c in cols)}
+    shared = None
+    if s.n_boot > 0 and s.bootstrap != "fairlearn":  # one draw for overall and every grouping
+        shared = GroupBoot.of(pred, list(dict.fromkeys(c for cols in present.values() for c in cols)), s)
+    out = {"overall": overall_metrics(pred, s, shared), "groupings": {}}
+    for name, cols in present.items():
+        out["groupings"][name] = grouped_metrics(pred, cols, s, shared)
     if kind == "exact" and "age_bin" in out["groupings"]:
         out["age_bin_spread"] = age_bin_spread(out["groupings"]["age_bin"]["groups"], s.min_group_size)
     out["labels"] = kind

@@ -142,7 +142,7 @@ def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group
     stats = [lambda m, c=c: m[:, c] for c in gcols] + [lambda m, j=j: std_of(m)[:, j] for j in range(len(groups))]
     stats += [lambda m: spread(m[:, gcols[eligible]], "gap"), lambda m: spread(std_of(m)[:, eligible], "gap")]
     point, boot = replicate_stats(values=[np.abs(np.where(ok, err, 0))], layout=layout,
-                                  resampler=Resampler.of(n, cluster), stats=stats, n_boot=settings.n_boot,
+                                  resampler=Resampler.of(n, cluster, settings.bootstrap), stats=stats, n_boot=settings.n_boot,
                                   seed=settings.seed)
     ci = [quantile_ci(boot[i, :, 0], settings.ci_level) for i in range(len(stats))]
     G = len(groups)
