@@ -26,6 +26,7 @@ class Job:
     values: Sequence[np.ndarray]
     layout: Layout
     stats: Sequence[Callable[[np.ndarray], np.ndarray]]
+    joint: bool = False  # True: each statistic reads the means of every value side by side (one column out)
 
 
 def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed: int
@@ -37,19 +38,25 @@ def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed:
         cnt = resampler.sums(job.layout)
         sums = [resampler.sums(job.layout, v) for v in job.values]
         tot = np.asarray(cnt.sum(axis=0))
-        point = np.array([[f(ratio(np.asarray(s.sum(axis=0)), tot))[0] for s in sums] for f in job.stats]).reshape(
-            len(job.stats), len(job.values))
-        prepared.append((cnt, sums, point, np.empty((len(job.stats), n_boot, len(job.values)))))
+        means = [ratio(np.asarray(s.sum(axis=0)), tot) for s in sums]
+        point = np.array([_apply_stat(f, means, job.joint)[0] for f in job.stats]).reshape(len(job.stats), -1)
+        prepared.append((cnt, sums, point, np.empty((len(job.stats), n_boot, point.shape[1]))))
     start = 0
     for w in resampler.boot_weights(n_boot, seed):
         for job, (cnt, sums, _, boot) in zip(jobs, prepared):
             c = apply(w, cnt)
-            for j, s in enumerate(sums):
-                m = ratio(apply(w, s), c)
-                for i, f in enumerate(job.stats):
-                    boot[i, start:start + len(w), j] = f(m)
+            means = [ratio(apply(w, s), c) for s in sums]
+            for i, f in enumerate(job.stats):
+                boot[i, start:start + len(w)] = _apply_stat(f, means, job.joint).reshape(len(w), -1)
         start += len(w)
     return [(point, boot) for _, _, point, boot in prepared]
+
+
+def _apply_stat(f, means: list[np.ndarray], joint: bool) -> np.ndarray:
+    """(r x models) values of statistic ``f``; joint: (r x 1) of f over the means side by side."""
+    if joint:
+        return np.asarray(f(np.hstack(means)))[:, None]
+    return np.column_stack([f(m) for m in means])
 
 
 def replicate_stats(*, values: Sequence[np.ndarray], layout: Layout, resampler: Resampler,
