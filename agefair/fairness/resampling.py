@@ -10,7 +10,7 @@ together).
 The bootstrap draws units with replacement; a replicate is a vector of unit weights (how often each
 unit was drawn) and each cell sum is ``weights @ S`` with ``S`` the sparse (units x cells) matrix of
 per-unit cell sums. So no (n_boot x n) matrix is ever built: replicates come in chunks of at most
-``MAX_WEIGHTS`` weights (e.g. 100 replicates of 20,000 units; 2 of 1,000,000), and all models and
+``MAX_WEIGHTS`` weights (e.g. 100 replicates of 20,000 units; at least 16: 16 of 1,000,000), and all models and
 statistics use the same weights, which is what makes a bootstrap *paired*. ``S`` is kept per
 *finest* cell (the rows sharing every label: a few hundred cells, one per row at most) with a small
 (finest x cells) matrix that sums them into every block, so a replicate costs one pass over the rows
@@ -44,6 +44,7 @@ import pandas as pd
 from scipy import sparse
 
 MAX_WEIGHTS = 2_000_000  # unit weights per chunk of replicates (16 MB of float64)
+MIN_CHUNK = 16  # replicates per chunk however many units
 SCHEMES = ("vectorized", "poisson")
 # Poisson(1) CDF in units of 2^-48. A weight is drawn from 16 random bits through a table (the number of
 # CDF thresholds at or below the bits' bucket); the few buckets a threshold cuts (NaN in the table,
@@ -63,20 +64,30 @@ def scheme_of(bootstrap: str) -> str:
 
 
 def chunk_rows(n_units: int, n_boot: int = 500) -> int:
-    """Replicates per chunk: at most ``MAX_WEIGHTS`` weights (fewer replicates as n grows), at most 500."""
-    return max(1, min(500, n_boot, MAX_WEIGHTS // max(n_units, 1)))
+    """Replicates per chunk: ``MAX_WEIGHTS`` weights (fewer replicates as n grows), at most 500 and at
+    least ``MIN_CHUNK`` (so that the statistics of a chunk stay vectorised at a million rows: 16
+    replicates of 1,000,000 units are 128 MB of weights). Never more than n_boot."""
+    return max(1, min(n_boot, max(MIN_CHUNK, min(500, MAX_WEIGHTS // max(n_units, 1)))))
 
 
-def poisson_weights(rng: np.random.Generator, r: int, u: int) -> np.ndarray:
-    """(r x u) independent Poisson(1) counts as floats, Fortran-ordered (see POISSON_TABLE)."""
+def poisson_weights(rng: np.random.Generator, r: int, u: int, buffer: np.ndarray | None = None) -> np.ndarray:
+    """(r x u) independent Poisson(1) counts as floats, Fortran-ordered (see POISSON_TABLE); drawn in
+    blocks that stay in the CPU cache, into ``buffer`` when given (at least r x u floats: a fresh array
+    of a million-row chunk costs more in page faults than the draw itself)."""
     n = r * u
-    hi = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
-    w = POISSON_TABLE.take(hi.astype(np.intp))
-    cut = np.flatnonzero(np.isnan(w))
-    if len(cut):
-        full = (hi[cut].astype(np.uint64) << np.uint64(32)) + rng.integers(0, 2 ** 32, size=len(cut), dtype=np.uint64)
-        w[cut] = np.searchsorted(POISSON_THRESHOLDS, full, side="right")
-    return w.reshape(u, r).T
+    out = np.empty(n) if buffer is None or buffer.size < n else buffer[:n]
+    block = 1 << 18
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        hi = rng.bit_generator.random_raw((m + 3) // 4).view(np.uint16)[:m]
+        w = out[start:start + m]
+        POISSON_TABLE.take(hi.astype(np.intp), out=w)
+        cut = np.flatnonzero(np.isnan(w))
+        if len(cut):
+            low = rng.integers(0, 2 ** 32, size=len(cut), dtype=np.uint64)
+            w[cut] = np.searchsorted(POISSON_THRESHOLDS, (hi[cut].astype(np.uint64) << np.uint64(32)) + low,
+                                     side="right")
+    return out.reshape(u, r).T
 
 
 def weight_chunks(n_units: int, n_boot: int, seed: int, scheme: str = "vectorized",
@@ -84,17 +95,20 @@ def weight_chunks(n_units: int, n_boot: int, seed: int, scheme: str = "vectorize
     """Chunks of bootstrap replicates: (chunk x units) float weights, Fortran-ordered (the sparse products
     read a unit's weights together), chunk <= ``step`` (default ``chunk_rows``). ``vectorized``: multinomial
     draw counts (units drawn with replacement); ``poisson``: independent Poisson(1) counts. Seeded from
-    ``seed``; at most one chunk held at once."""
+    ``seed``; at most one chunk held at once (``poisson``: each chunk is drawn into the previous one's
+    array: copy a chunk to keep it past the next)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown bootstrap scheme {scheme!r}; choose from {SCHEMES}")
     u, step = n_units, step or chunk_rows(n_units, n_boot)
     rng = np.random.default_rng(seed if scheme == "vectorized" else [seed, 104729])
+    buffer = np.empty(step * u) if scheme == "poisson" else None
     for start in range(0, n_boot, step):
         r = min(step, n_boot - start)
         if scheme == "poisson":
-            yield poisson_weights(rng, r, u)
+            yield poisson_weights(rng, r, u, buffer)
             continue
-        idx = rng.integers(0, u, size=(r, u)) + (np.arange(r) * u)[:, None]
+        idx = rng.integers(0, u, size=(r, u))
+        idx += (np.arange(r) * u)[:, None]
         yield np.bincount(idx.ravel(), minlength=r * u).reshape(r, u).astype(float, order="F")
 
 
@@ -176,7 +190,7 @@ class CellSums:
     """Per-unit sums per finest cell (units x finest, sparse) and the (finest x cells) matrix that sums
     them into cells: ``apply(w, s)`` is ``w @ per_unit @ agg``, one pass over the units."""
 
-    per_unit: sparse.csc_matrix
+    per_unit: sparse.csr_matrix  # units x finest: its transpose is CSC, so a product streams the weights
     agg: sparse.csr_matrix
 
     @property
@@ -189,7 +203,7 @@ class CellSums:
         return np.asarray(self.agg.T @ np.asarray(self.per_unit.sum(axis=0)).ravel()).reshape(1, -1)
 
     def __sub__(self, other: CellSums) -> CellSums:
-        return CellSums((self.per_unit - other.per_unit).tocsc(), self.agg)
+        return CellSums((self.per_unit - other.per_unit).tocsr(), self.agg)
 
     def tocsc(self) -> CellSums:
         return self
@@ -244,7 +258,7 @@ class Resampler:
             if not np.all(np.isfinite(v[inside])):
                 raise ValueError("values must be finite on the rows being compared")
             v = np.where(inside, v, 0.0)
-        m = sparse.csc_matrix((v, (self.unit_of_row, fine)), shape=(self.n_units, agg.shape[0]))
+        m = sparse.csr_matrix((v, (self.unit_of_row, fine)), shape=(self.n_units, agg.shape[0]))
         m.sum_duplicates()
         return CellSums(m, agg)
 
