@@ -286,7 +286,7 @@ class FairnessConfig(StrictModel):
     ci_level: float = Field(0.95, gt=0, lt=1)
     seed: int = Field(0, ge=0)
     min_group_size: int = Field(30, ge=1)
-    bootstrap: Literal["vectorized", "fairlearn"] = "vectorized"
+    bootstrap: Literal["auto", "vectorized", "poisson", "fairlearn"] = "auto"  # docs/audit.md, "Bootstrap"
     many_shot: int = Field(100, ge=1)  # ages with more training images than this are many-shot
     few_shot: int = Field(20, ge=1)  # ages with fewer training images than this are few-shot
     gallery_k: int = Field(6, ge=0, le=100)

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from agefair.fairness.compare import replicate_stats
 from agefair.fairness.metrics import AuditSettings
-from agefair.fairness.resampling import Resampler, apply, as_labels, build_layout, quantile_ci, ratio, to_json_value
+from agefair.fairness.replicates import Job, replicate_many
+from agefair.fairness.resampling import Resampler, as_labels, build_layout, quantile_ci, to_json_value
 
 AAR_GROUPS = ("1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "70+")
 
@@ -69,8 +69,7 @@ class AAR:
         return to_json_value(asdict(self))
 
 
-def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -> AAR:
-    """The Guess-The-Age 2021 AAR with bootstrap intervals for it, the MAE and sigma."""
+def _aar_job(pred, age) -> tuple[Job, np.ndarray]:
     age = np.asarray(age, float)
     err = np.abs(np.asarray(pred, float) - age)
     n = len(err)
@@ -83,9 +82,12 @@ def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -
     def _sigma(m):
         return aar_from(m[:, all_c], m[:, gcols])[1]
 
-    stats = [_aar, lambda m: m[:, all_c], _sigma]
-    point, boot = replicate_stats(values=[err], layout=layout, resampler=Resampler.of(n, cluster), stats=stats,
-                                  n_boot=settings.n_boot, seed=settings.seed)
+    return Job([err], layout, [_aar, lambda m: m[:, all_c], _sigma]), err
+
+
+def _aar_result(job: Job, err: np.ndarray, point, boot, cluster, settings: AuditSettings) -> AAR:
+    layout = job.layout
+    gcols = layout.cols("aar")
     ci = [quantile_ci(boot[i, :, 0], settings.ci_level) for i in range(3)]
     counts, labels = layout.counts(), layout.labels("aar")
     gm = np.asarray(layout.incidence[:, gcols].T @ err).ravel() / counts[gcols]
@@ -93,6 +95,24 @@ def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -
                dict(zip(labels, gm.tolist())), {g: int(c) for g, c in zip(labels, counts[gcols])},
                tuple(g for g in AAR_GROUPS if g not in labels), settings.ci_level, settings.n_boot,
                cluster is not None)
+
+
+def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -> AAR:
+    """The Guess-The-Age 2021 AAR with bootstrap intervals for it, the MAE and sigma."""
+    job, err = _aar_job(pred, age)
+    res = Resampler.of(len(err), cluster, settings.bootstrap)
+    (point, boot), = replicate_many([job], res, settings.n_boot, settings.seed)
+    return _aar_result(job, err, point, boot, cluster, settings)
+
+
+def aar_and_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cluster=None,
+                   settings: AuditSettings = AuditSettings()) -> tuple[AAR, list[Slope]]:
+    """``aar`` and ``error_slopes`` on one bootstrap draw (the same numbers as one call each)."""
+    a_job, err = _aar_job(pred, age)
+    s_job, age_arr = _slopes_job(pred, age, groupings)
+    res = Resampler.of(len(err), cluster, settings.bootstrap)
+    (ap, ab), (sp, sb) = replicate_many([a_job, s_job], res, settings.n_boot, settings.seed)
+    return _aar_result(a_job, err, ap, ab, cluster, settings), _slopes_result(s_job, age_arr, sp, sb, settings)
 
 
 @dataclass(frozen=True)
@@ -117,26 +137,19 @@ def _ols(means: np.ndarray, k: int) -> np.ndarray:
         return np.where(var > 1e-12, (mxy - mx * my) / np.where(var > 1e-12, var, 1), np.nan)
 
 
-def error_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cluster=None,
-                 settings: AuditSettings = AuditSettings()) -> list[Slope]:
-    """The OLS slope of signed error (pred - age) on true age, overall and per group, with
-    bootstrap intervals (all groups on the same draws)."""
+def _slopes_job(pred, age, groupings) -> tuple[Job, np.ndarray]:
     age = np.asarray(age, float)
     y = np.asarray(pred, float) - age
     n = len(y)
     x = age - age.mean()  # centred: the moments stay well conditioned
     blocks = {"__all__": np.full(n, "all", dtype=object)} | {k: as_labels(v) for k, v in (groupings or {}).items()}
     layout = build_layout(blocks, n)
-    res = Resampler.of(n, cluster)
-    cnt = res.sums(layout)
-    sums = [res.sums(layout, v) for v in (x, y, x * x, x * y)]
     k = layout.n_cells
-    point = _ols(np.hstack([ratio(np.asarray(s.sum(axis=0)), np.asarray(cnt.sum(axis=0))) for s in sums]), k)[0]
-    boot = []
-    for w in res.boot_weights(settings.n_boot, settings.seed):
-        c = apply(w, cnt)
-        boot.append(_ols(np.hstack([ratio(apply(w, s), c) for s in sums]), k))
-    boot = np.vstack(boot) if boot else np.empty((0, k))
+    return Job([x, y, x * x, x * y], layout, [lambda m: _ols(m, k)], joint=True), age
+
+
+def _slopes_result(job: Job, age: np.ndarray, point, boot, settings: AuditSettings) -> list[Slope]:
+    layout, point, boot = job.layout, point[0], boot[0]
     counts = layout.counts()
     mean_age = np.asarray(layout.incidence.T @ age).ravel() / np.maximum(counts, 1)
     out = []
@@ -146,3 +159,13 @@ def error_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cl
             out.append(Slope(None if top else name, None if top else g, int(counts[c]), float(mean_age[c]),
                              float(point[c]), quantile_ci(boot[:, c], settings.ci_level), settings.ci_level))
     return out
+
+
+def error_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cluster=None,
+                 settings: AuditSettings = AuditSettings()) -> list[Slope]:
+    """The OLS slope of signed error (pred - age) on true age, overall and per group, with
+    bootstrap intervals (all groups on the same draws)."""
+    job, age = _slopes_job(pred, age, groupings)
+    res = Resampler.of(len(age), cluster, settings.bootstrap)
+    (point, boot), = replicate_many([job], res, settings.n_boot, settings.seed)
+    return _slopes_result(job, age, point, boot, settings)

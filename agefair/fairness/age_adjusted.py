@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from agefair.fairness.age_accuracy import aar, error_slopes
+from agefair.fairness.age_accuracy import aar_and_slopes
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
-from agefair.fairness.standardise import standardised_mae
+from agefair.fairness.standardise import standardised_many
 
 SUBJECT = "subject"
 
@@ -24,16 +24,15 @@ def _cluster(pred: pd.DataFrame):
 
 def standardised_groupings(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
     """grouping -> agefair.fairness.standardise.Standardisation as JSON, for each single-attribute grouping."""
-    out = {}
+    calls = {}
     for name in attribute_groupings(dict(groupings)):
         col = groupings[name][0]
         if col not in pred.columns or "age_bin" not in pred.columns:
             continue
-        s = standardised_mae(pred=pred["pred"].to_numpy(float), age=pred["age"].to_numpy(float),
-                             age_bin=pred["age_bin"].to_numpy(), group=pred[col].to_numpy(), grouping=name,
-                             cluster=_cluster(pred), settings=settings)
-        out[name] = s.to_json()
-    return out
+        calls[name] = dict(pred=pred["pred"].to_numpy(float), age=pred["age"].to_numpy(float),
+                           age_bin=pred["age_bin"].to_numpy(), group=pred[col].to_numpy(), grouping=name)
+    done = standardised_many(list(calls.values()), cluster=_cluster(pred), settings=settings)  # one draw
+    return {name: s.to_json() for name, s in zip(calls, done)}
 
 
 def age_accuracy(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
@@ -42,6 +41,5 @@ def age_accuracy(pred: pd.DataFrame, groupings: Mapping[str, list[str]], setting
     p, age, cluster = pred["pred"].to_numpy(float), pred["age"].to_numpy(float), _cluster(pred)
     single = {n: pred[c[0]].to_numpy() for n, c in groupings.items()
               if len(c) == 1 and c[0] in pred.columns and c[0] != "shot"}
-    return {"aar": aar(pred=p, age=age, cluster=cluster, settings=settings).to_json(),
-            "error_slopes": [s.to_json() for s in error_slopes(pred=p, age=age, groupings=single, cluster=cluster,
-                                                               settings=settings)]}
+    a, slopes = aar_and_slopes(pred=p, age=age, groupings=single, cluster=cluster, settings=settings)
+    return {"aar": a.to_json(), "error_slopes": [s.to_json() for s in slopes]}

@@ -40,17 +40,17 @@ over a sub-population (``mask``), compared the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy import stats as sps
 
 from agefair.fairness.metrics import AuditSettings, interval_error
+from agefair.fairness.replicates import Job, perm_pvalues_many, replicate_many, replicate_stats  # noqa: F401
 from agefair.fairness.resampling import (
     Layout,
     Resampler,
-    apply,
     as_labels,
     build_layout,
     nan_std,
@@ -178,50 +178,72 @@ def _stats(layout: Layout, criteria: Sequence[str], min_group_size: int, age_gro
     return out
 
 
-def replicate_stats(*, values: Sequence[np.ndarray], layout: Layout, resampler: Resampler,
-                    stats: Sequence[Callable[[np.ndarray], np.ndarray]], n_boot: int, seed: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Point estimates (stats x models) and bootstrap replicates (stats x n_boot x models) of each
-    statistic of cell means, every model on the same draws."""
-    cnt = resampler.sums(layout)
-    sums = [resampler.sums(layout, v) for v in values]
-    tot = np.asarray(cnt.sum(axis=0))
-    point = np.array([[f(ratio(np.asarray(s.sum(axis=0)), tot))[0] for s in sums] for f in stats]).reshape(
-        len(stats), len(values))
-    boot = np.empty((len(stats), n_boot, len(values)))
-    start = 0
-    for w in resampler.boot_weights(n_boot, seed):
-        c = apply(w, cnt)
-        for j, s in enumerate(sums):
-            m = ratio(apply(w, s), c)
-            for i, f in enumerate(stats):
-                boot[i, start:start + len(w), j] = f(m)
-        start += len(w)
-    return point, boot
+@dataclass(frozen=True)
+class _Plan:
+    """One compare_values call prepared: its job (the two models' values, cells, statistics) and labels."""
+
+    job: Job
+    stats: list[_Stat]
+    names: tuple[str, str]
+    metric: str
 
 
-def _perm_pvalues(va, vb, layout, resampler, stats, observed, n_perm, seed) -> np.ndarray:
-    """Two-sided paired-permutation p-values of each statistic's difference B - A."""
-    cnt = resampler.sums(layout)
-    tot = np.asarray(cnt.sum(axis=0))
-    sa, sb = resampler.sums(layout, va), resampler.sums(layout, vb)
-    d = (sb - sa).tocsc()
-    ta, tb = np.asarray(sa.sum(axis=0)), np.asarray(sb.sum(axis=0))
-    tol = 1e-9 * (1 + np.abs(observed))
-    hits, valid = np.zeros(len(stats)), np.zeros(len(stats))
-    for s in resampler.swaps(n_perm, seed):
-        moved = apply(s, d)
-        ma, mb = ratio(ta + moved, tot), ratio(tb - moved, tot)
-        for i, f in enumerate(stats):
-            t = f(mb) - f(ma)
-            ok = np.isfinite(t)
-            valid[i] += ok.sum()
-            hits[i] += (np.abs(t[ok]) >= np.abs(observed[i]) - tol[i]).sum()
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(observed), (1 + hits) / (1 + valid), np.nan)
+def _plan(*, value_a, value_b, groupings=None, mask=None, names=("A", "B"), metric="mae",
+          age_grouping="age_bin", criteria=CRITERIA, settings: AuditSettings) -> _Plan | None:
+    va, vb = np.asarray(value_a, float), np.asarray(value_b, float)
+    if va.shape != vb.shape or va.ndim != 1:
+        raise ValueError(f"value_a and value_b must be 1-D and aligned, got {va.shape} and {vb.shape}")
+    unknown = set(criteria) - set(CRITERIA)
+    if unknown:
+        raise ValueError(f"unknown criteria {sorted(unknown)}; choose from {CRITERIA}")
+    layout = _design(groupings, len(va), mask)
+    stats = _stats(layout, criteria, settings.min_group_size, age_grouping)
+    return _Plan(Job([va, vb], layout, stats), stats, tuple(names), metric) if stats else None
 
 
-# long: one pass: the design, the shared bootstrap, the permutation test, then one row per statistic
+def _rows(plan: _Plan, point, boot, p, resampler: Resampler, settings: AuditSettings, n_perm: int) -> list[Comparison]:
+    observed = point[:, 1] - point[:, 0]
+    layout = plan.job.layout
+    tot = layout.counts()
+    pm = [ratio(np.asarray(resampler.sums(layout, v).sum(axis=0)).ravel(), tot) for v in plan.job.values]
+    rows = []
+    for i, st in enumerate(plan.stats):
+        diff = boot[i, :, 1] - boot[i, :, 0]
+        (wa, ba), (wb, bb) = st.extremes(pm[0]), st.extremes(pm[1])
+        notes = ()
+        if st.criterion == "group" and st.n < settings.min_group_size:
+            notes = (f"small group: n = {st.n} < {settings.min_group_size}",)
+        rows.append(Comparison(
+            criterion=st.criterion, metric=plan.metric, grouping=st.grouping, group=st.group, model_a=plan.names[0],
+            model_b=plan.names[1], n=st.n, value_a=float(point[i, 0]), value_b=float(point[i, 1]),
+            difference=float(observed[i]), ci=quantile_ci(diff, settings.ci_level), se=nan_std(diff),
+            p_value=float(p[i]), level=settings.ci_level, n_boot=settings.n_boot, n_perm=n_perm,
+            clustered=resampler.clustered, worst_a=wa, worst_b=wb, best_a=ba, best_b=bb, notes=notes))
+    return rows
+
+
+def compare_many(calls: Sequence[dict], *, cluster=None, settings: AuditSettings = AuditSettings(),
+                 n_perm: int | None = None) -> list[list[Comparison]]:
+    """``compare_values`` for each of ``calls`` (its keyword arguments but cluster, settings and n_perm),
+    all on the same rows: one bootstrap draw and one set of permutation swaps for them all, so each
+    call's rows are exactly what ``compare_values`` gives it alone."""
+    n_perm = settings.n_boot if n_perm is None else n_perm
+    plans = [_plan(**c, settings=settings) for c in calls]
+    live = [p for p in plans if p is not None]
+    if not live:
+        return [[] for _ in plans]
+    n = len(live[0].job.values[0])
+    if any(len(p.job.values[0]) != n for p in live):
+        raise ValueError("compare_many: every call must be on the same rows")
+    resampler = Resampler.of(n, cluster, settings.bootstrap)
+    results = replicate_many([p.job for p in live], resampler, settings.n_boot, settings.seed)
+    observed = [point[:, 1] - point[:, 0] for point, _ in results]
+    pvals = perm_pvalues_many([p.job for p in live], observed, resampler, n_perm, settings.seed)
+    done = iter(_rows(p, point, boot, pv, resampler, settings, n_perm)
+                for p, (point, boot), pv in zip(live, results, pvals))
+    return [next(done) if p is not None else [] for p in plans]
+
+
 def compare_values(*, value_a, value_b, groupings: Mapping[str, object] | None = None, mask=None, cluster=None,
                    settings: AuditSettings = AuditSettings(), names: tuple[str, str] = ("A", "B"),
                    metric: str = "mae", age_grouping: str | None = "age_bin", criteria: Sequence[str] = CRITERIA,
@@ -234,39 +256,9 @@ def compare_values(*, value_a, value_b, groupings: Mapping[str, object] | None =
     ``criteria=("overall",)``. ``n_perm`` defaults to ``settings.n_boot``; the permutation test
     uses its own stream of ``settings.seed``.
     """
-    va, vb = np.asarray(value_a, float), np.asarray(value_b, float)
-    if va.shape != vb.shape or va.ndim != 1:
-        raise ValueError(f"value_a and value_b must be 1-D and aligned, got {va.shape} and {vb.shape}")
-    unknown = set(criteria) - set(CRITERIA)
-    if unknown:
-        raise ValueError(f"unknown criteria {sorted(unknown)}; choose from {CRITERIA}")
-    n = len(va)
-    n_perm = settings.n_boot if n_perm is None else n_perm
-    layout = _design(groupings, n, mask)
-    resampler = Resampler.of(n, cluster)
-    stats = _stats(layout, criteria, settings.min_group_size, age_grouping)
-    if not stats:
-        return []
-    point, boot = replicate_stats(values=[va, vb], layout=layout, resampler=resampler, stats=stats,
-                                  n_boot=settings.n_boot, seed=settings.seed)
-    observed = point[:, 1] - point[:, 0]
-    p = _perm_pvalues(va, vb, layout, resampler, stats, observed, n_perm, settings.seed)
-    tot = layout.counts()
-    pm = [ratio(np.asarray(resampler.sums(layout, v).sum(axis=0)).ravel(), tot) for v in (va, vb)]
-    rows = []
-    for i, st in enumerate(stats):
-        diff = boot[i, :, 1] - boot[i, :, 0]
-        (wa, ba), (wb, bb) = st.extremes(pm[0]), st.extremes(pm[1])
-        notes = ()
-        if st.criterion == "group" and st.n < settings.min_group_size:
-            notes = (f"small group: n = {st.n} < {settings.min_group_size}",)
-        rows.append(Comparison(
-            criterion=st.criterion, metric=metric, grouping=st.grouping, group=st.group, model_a=names[0],
-            model_b=names[1], n=st.n, value_a=float(point[i, 0]), value_b=float(point[i, 1]),
-            difference=float(observed[i]), ci=quantile_ci(diff, settings.ci_level), se=nan_std(diff),
-            p_value=float(p[i]), level=settings.ci_level, n_boot=settings.n_boot, n_perm=n_perm,
-            clustered=resampler.clustered, worst_a=wa, worst_b=wb, best_a=ba, best_b=bb, notes=notes))
-    return rows
+    call = dict(value_a=value_a, value_b=value_b, groupings=groupings, mask=mask, names=names, metric=metric,
+                age_grouping=age_grouping, criteria=criteria)
+    return compare_many([call], cluster=cluster, settings=settings, n_perm=n_perm)[0]
 
 
 def compare_models(*, pred_a, pred_b, age=None, age_lo=None, age_hi=None, groupings: Mapping[str, object] | None = None,

@@ -2,8 +2,9 @@
 
 For each group of each grouping: the empirical coverage and the mean and median interval width, each
 with a percentile-bootstrap interval from the audit's resampling scheme (all rows resampled with
-replacement, ``AuditSettings.n_boot`` times from ``seed``; group means vectorised with bincount, group
-medians from per-resample row counts). Disparities over the groups with at least ``min_group_size``
+replacement, ``AuditSettings.n_boot`` times from ``seed``, or Poisson(1) row weights with ``bootstrap:
+poisson``; drawn in bounded chunks of replicates, group means from sparse sums, group medians from
+per-resample row counts). Disparities over the groups with at least ``min_group_size``
 test rows (smaller groups are reported and flagged ``small``): the coverage gap (highest minus lowest
 group coverage) and the width ratio (widest over narrowest mean width), each with a bootstrap interval.
 
@@ -24,9 +25,11 @@ from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy import sparse
 
 from agefair.core.errors import AgefairError
 from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.resampling import scheme_of, weight_chunks
 from agefair.models.conformal import Intervals, group_labels
 
 
@@ -128,33 +131,53 @@ def _ci(samples: np.ndarray, q: list[float]) -> list[float | None]:
 
 
 class _Boot:
-    """The audit's resamples (rows with replacement, from ``seed``), shared by every grouping."""
+    """The audit's resamples (rows with replacement from ``seed``, or Poisson(1) weights with
+    ``bootstrap: poisson``), drawn once in chunks of replicates (agefair.fairness.resampling.weight_chunks)
+    for every grouping: per group the mean of each value and the median width. Memory is bounded by one
+    chunk of weights, never n_boot x n."""
 
-    def __init__(self, n: int, s: AuditSettings):
-        rng = np.random.default_rng(s.seed)
+    def __init__(self, n: int, s: AuditSettings, codes: dict[str, tuple[np.ndarray, int]],
+                 values: dict[str, np.ndarray], width: np.ndarray):
         self.n_boot, self.n = s.n_boot, n
-        self.idx = rng.integers(0, n, size=(s.n_boot, n))
-        # row multiplicities per resample, for the medians
-        self.weights = np.bincount((np.arange(s.n_boot)[:, None] * n + self.idx).ravel(),
-                                   minlength=s.n_boot * n).reshape(s.n_boot, n)
+        names = list(values)
+        self._means = {g: {v: np.empty((s.n_boot, k)) for v in names} for g, (_, k) in codes.items()}
+        self._medians = {g: np.empty((s.n_boot, k)) for g, (_, k) in codes.items()}
+        cols = np.column_stack([np.ones(n), *[np.asarray(values[v], float) for v in names]])
+        design = {g: sparse.csr_matrix((cols.ravel(), (np.repeat(np.arange(n), cols.shape[1]),
+                                                      (c[:, None] * cols.shape[1] + np.arange(cols.shape[1])).ravel())),
+                                       shape=(n, k * cols.shape[1])) for g, (c, k) in codes.items()}
+        orders = {g: [np.flatnonzero(c == j)[np.argsort(width[c == j], kind="stable")] for j in range(k)]
+                  for g, (c, k) in codes.items()}
+        start = 0
+        for w in weight_chunks(n, s.n_boot, s.seed, scheme_of(s.bootstrap, n)):
+            r = slice(start, start + len(w))
+            for g, (_, k) in codes.items():
+                sums = np.asarray(design[g].T @ w.T).T.reshape(len(w), k, cols.shape[1])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    for i, v in enumerate(names):
+                        self._means[g][v][r] = sums[..., 1 + i] / sums[..., 0]
+                for j, order in enumerate(orders[g]):
+                    self._medians[g][r, j] = self._median(w[:, order], width[order])
+            start += len(w)
 
-    def means(self, values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-        """(n_boot, n_groups) group means of ``values``; NaN where a group was not drawn."""
-        flat = (np.arange(self.n_boot)[:, None] * n_groups + codes[self.idx]).ravel()
-        size = self.n_boot * n_groups
-        cnt = np.bincount(flat, minlength=size)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (np.bincount(flat, values[self.idx].ravel(), size) / cnt).reshape(self.n_boot, n_groups)
-
-    def medians(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """(n_boot,) medians of ``values`` over ``rows`` in each resample (mean of the two middle values)."""
-        order = rows[np.argsort(values[rows], kind="stable")]
-        v = values[order]
-        cum = np.cumsum(self.weights[:, order], axis=1)
+    @staticmethod
+    def _median(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """(r,) weighted medians of sorted ``v`` (mean of the two middle values; NaN when no weight)."""
+        if len(v) == 0:
+            return np.full(len(weights), np.nan)
+        cum = np.cumsum(weights, axis=1)
         total = cum[:, -1]
         lower, upper = (np.minimum((cum < k[:, None]).sum(axis=1), len(v) - 1)
                         for k in ((total + 1) // 2, total // 2 + 1))
         return np.where(total > 0, (v[lower] + v[upper]) / 2, np.nan)
+
+    def means(self, grouping: str, value: str) -> np.ndarray:
+        """(n_boot, n_groups) group means of ``value``; NaN where a group was not drawn."""
+        return self._means[grouping][value]
+
+    def medians(self, grouping: str, j: int) -> np.ndarray:
+        """(n_boot,) medians of the width over group ``j``'s rows in each resample."""
+        return self._medians[grouping][:, j]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -171,18 +194,22 @@ def _spread(values: dict[str, float], samples: np.ndarray | None, q: list[float]
     return Spread(value=_num(value), ci=ci, low_group=low, high_group=high)
 
 
-def _grouping(keys: np.ndarray, cov: dict[str, np.ndarray], width: np.ndarray, intervals: Intervals,
-              boot: _Boot | None, s: AuditSettings) -> CoverageGrouping:
+def _codes(keys: np.ndarray) -> tuple[list[str], np.ndarray]:
     names = sorted(set(keys))
-    codes = np.searchsorted(np.array(names, dtype=object), keys)
+    return names, np.searchsorted(np.array(names, dtype=object), keys).astype(np.int64)
+
+
+def _grouping(name: str, keys: np.ndarray, cov: dict[str, np.ndarray], width: np.ndarray, intervals: Intervals,
+              boot: _Boot | None, s: AuditSettings) -> CoverageGrouping:
+    names, codes = _codes(keys)
     q = s.quantiles
     none = [None, None]
-    b_cov = {d: boot.means(c.astype(float), codes, len(names)) for d, c in cov.items()} if boot else None
-    b_width = boot.means(width, codes, len(names)) if boot else None
+    b_cov = {d: boot.means(name, d) for d in cov} if boot else None
+    b_width = boot.means(name, "__width__") if boot else None
     groups = []
     for j, g in enumerate(names):
         rows = np.flatnonzero(codes == j)
-        b_median = boot.medians(width, rows) if boot else None
+        b_median = boot.medians(name, j) if boot else None
         groups.append(CoverageGroup(
             group=g, n=len(rows), small=len(rows) < s.min_group_size,
             coverage={d: Stat(value=float(c[rows].mean()), ci=_ci(b_cov[d][:, j], q) if boot else none)
@@ -214,13 +241,16 @@ def evaluate_coverage(*, intervals: Intervals, y=None, age_lo=None, age_hi=None,
     if n == 0:
         raise AgefairError("coverage: no test rows")
     width = intervals.width.astype(float)
-    boot = _Boot(n, settings) if settings.n_boot > 0 else None
-    overall = _grouping(np.full(n, "all", dtype=object), cov, width, intervals, boot, settings).groups[0]
-    out = {}
+    keys = {"\0overall": np.full(n, "all", dtype=object)}
     for name, labels in (groupings or {}).items():
-        keys = group_labels(labels, n, name)
-        keys[np.array([k is None for k in keys], dtype=bool)] = "(missing)"
-        out[name] = _grouping(keys, cov, width, intervals, boot, settings)
+        keys[name] = group_labels(labels, n, name)
+        keys[name][np.array([k is None for k in keys[name]], dtype=bool)] = "(missing)"
+    boot = None
+    if settings.n_boot > 0:
+        codes = {g: (c, len(names)) for g, (names, c) in ((g, _codes(k)) for g, k in keys.items())}
+        boot = _Boot(n, settings, codes, {**{d: c.astype(float) for d, c in cov.items()}, "__width__": width}, width)
+    overall = _grouping("\0overall", keys["\0overall"], cov, width, intervals, boot, settings).groups[0]
+    out = {name: _grouping(name, keys[name], cov, width, intervals, boot, settings) for name in (groupings or {})}
     return CoverageReport(target=1 - intervals.alpha, label_kind="exact" if y is not None else "interval",
                           definitions=list(cov), n=n, ci_level=settings.ci_level, n_boot=settings.n_boot,
                           overall=overall, groupings=out)

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sps
 
-from agefair.fairness.compare import CRITERIA, Comparison, _design, _stats, replicate_stats, row_errors
+from agefair.fairness.compare import CRITERIA, Comparison, _design, _stats, row_errors
 from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.replicates import Job, replicate_many
 from agefair.fairness.resampling import Resampler, quantile_ci, to_json_value
 
 
@@ -96,14 +97,9 @@ def _criterion_name(criterion: str, metric: str, grouping: str | None, group: st
     return f"{grouping} {criterion} in {m}"
 
 
-# long: picks the statistic, bootstraps all candidates on shared draws, then states the verdict
-def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=None, criterion: str = "overall",
-                  grouping: str | None = None, group: str | None = None,
-                  groupings: Mapping[str, object] | None = None, cluster=None,
-                  settings: AuditSettings = AuditSettings(), age_grouping: str | None = "age_bin") -> BestVerdict:
-    """The credibly best of ``preds`` (name -> predictions on the same rows) on ``criterion``
-    (overall | group | gap | worst | spread; ``grouping`` names the grouping in ``groupings``,
-    ``group`` the group for 'group')."""
+def _best_plan(*, preds, age=None, age_lo=None, age_hi=None, criterion="overall", grouping=None, group=None,
+               groupings=None, settings: AuditSettings, age_grouping="age_bin") -> tuple[Job, str, list[str]]:
+    """(the bootstrap job of one criterion over every candidate, its name in words, the candidates)."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; choose from {CRITERIA}")
     names = list(preds)
@@ -119,9 +115,43 @@ def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=
     what = _criterion_name(criterion, metric, grouping, group)
     if len(stat) != 1:
         raise ValueError(f"no single statistic for {what} (too few groups of adequate size, or an unknown group)")
-    point, boot = replicate_stats(values=[np.abs(e) for e, _ in errs], layout=layout,
-                                  resampler=Resampler.of(n, cluster), stats=stat, n_boot=settings.n_boot,
-                                  seed=settings.seed)
+    return Job([np.abs(e) for e, _ in errs], layout, stat), what, names
+
+
+def credibly_best_many(calls: list[dict], *, cluster=None, settings: AuditSettings = AuditSettings()
+                       ) -> list[BestVerdict | ValueError]:
+    """``credibly_best`` for each of ``calls`` (its keyword arguments but cluster and settings), all on one
+    bootstrap draw (the same numbers as one call each); a call that cannot be judged gives its ValueError."""
+    plans: list = []
+    for c in calls:
+        try:
+            plans.append(_best_plan(**c, settings=settings))
+        except ValueError as exc:
+            plans.append(exc)
+    live = [p for p in plans if not isinstance(p, ValueError)]
+    if not live:
+        return plans
+    resampler = Resampler.of(len(live[0][0].values[0]), cluster, settings.bootstrap)
+    done = iter(replicate_many([p[0] for p in live], resampler, settings.n_boot, settings.seed))
+    return [p if isinstance(p, ValueError) else _best_verdict(*next(done), p[1], p[2], settings) for p in plans]
+
+
+def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=None, criterion: str = "overall",
+                  grouping: str | None = None, group: str | None = None,
+                  groupings: Mapping[str, object] | None = None, cluster=None,
+                  settings: AuditSettings = AuditSettings(), age_grouping: str | None = "age_bin") -> BestVerdict:
+    """The credibly best of ``preds`` (name -> predictions on the same rows) on ``criterion``
+    (overall | group | gap | worst | spread; ``grouping`` names the grouping in ``groupings``,
+    ``group`` the group for 'group')."""
+    out = credibly_best_many([dict(preds=preds, age=age, age_lo=age_lo, age_hi=age_hi, criterion=criterion,
+                                   grouping=grouping, group=group, groupings=groupings, age_grouping=age_grouping)],
+                             cluster=cluster, settings=settings)[0]
+    if isinstance(out, ValueError):
+        raise out
+    return out
+
+
+def _best_verdict(point, boot, what: str, names: list[str], settings: AuditSettings) -> BestVerdict:
     values = {k: float(v) for k, v in zip(names, point[0])}
     li = int(np.nanargmin(point[0]))
     leader = names[li]

@@ -22,8 +22,8 @@ import pandas as pd
 from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
 from agefair.core.gate_config import ThresholdGate
-from agefair.fairness.compare import Comparison, adjust_bh, compare_models, compare_values
-from agefair.fairness.decide import credibly_best, describe, minimum_detectable
+from agefair.fairness.compare import Comparison, adjust_bh, compare_many, row_errors
+from agefair.fairness.decide import credibly_best_many, describe, minimum_detectable
 from agefair.fairness.decision_types import BestStatement, ComparisonRow, Comparisons, Verdict
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
 
@@ -71,8 +71,9 @@ def _row(c: Comparison, table: str, power: float, gate: str | None = None) -> Co
     return ComparisonRow(table=table, gate=gate, mde=mde, sentence=describe(c), **d)
 
 
-def _gate_rows(frame, names, reference, gates, groupings, cluster, s, n_perm) -> list[Comparison]:
-    """Each threshold gate's false-pass rate (share of minors estimated at or over the challenge age)."""
+def _gate_calls(frame, names, reference, gates, groupings) -> list[tuple[str, dict]]:
+    """(gate, compare_values arguments) of each threshold gate's false-pass rate (share of minors estimated
+    at or over the challenge age), every model against the reference."""
     attrs = {g: v for g, v in _grouping_arrays(frame, groupings).items() if g in attribute_groupings(groupings)}
     out = []
     for gate in gates:
@@ -81,20 +82,19 @@ def _gate_rows(frame, names, reference, gates, groupings, cluster, s, n_perm) ->
         minors = (frame["age"] < gate.legal_age if "age" in frame.columns
                   else frame["age_hi"] <= gate.legal_age).to_numpy()
         ind = {m: (frame[m].to_numpy(float) >= gate.challenge_age).astype(float) for m in names}
-        for m in names:
-            if m == reference:
-                continue
-            rows = compare_values(value_a=ind[reference], value_b=ind[m], groupings=attrs, mask=minors,
-                                  cluster=cluster, settings=s, names=(reference, m), metric="false_pass",
-                                  criteria=("overall", "group"), n_perm=n_perm)
-            out += [(gate.name, r) for r in rows]
+        out += [(gate.name, dict(value_a=ind[reference], value_b=ind[m], groupings=attrs, mask=minors,
+                                 names=(reference, m), metric="false_pass", criteria=("overall", "group")))
+                for m in names if m != reference]
     return out
 
 
-# long: aligns the frames, then the three tables, each BH-adjusted as one family
+# long: aligns the frames, runs every comparison on one draw, then the three tables, each BH-adjusted as one family
 def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, list[str]], settings: AuditSettings,
                 config: ComparisonSettings, reference: str, gates=()) -> tuple[Comparisons, pd.DataFrame]:
-    """(the comparison tables, the aligned frame) of every model in ``preds`` against ``reference``."""
+    """(the comparison tables, the aligned frame) of every model in ``preds`` against ``reference``.
+
+    Every comparison (each model's errors, each gate's false passes) runs on one bootstrap draw and one
+    set of permutation swaps (agefair.fairness.compare.compare_many): the same numbers as one call each."""
     frame = aligned(preds)
     names = list(preds)
     cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
@@ -102,17 +102,21 @@ def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, li
     exact = "age" in labels
     arrays = _grouping_arrays(frame, groupings)
     n_perm = config.n_perm
-    main: list[Comparison] = []
+    calls = []
     for m in names:
         if m != reference:
-            main += compare_models(pred_a=frame[reference].to_numpy(float), pred_b=frame[m].to_numpy(float),
-                                   groupings=arrays, cluster=cluster, settings=settings, names=(reference, m),
-                                   age_grouping="age_bin" if exact else None, n_perm=n_perm, **labels)
+            ea, metric = row_errors(pred=frame[reference].to_numpy(float), **labels)
+            eb, _ = row_errors(pred=frame[m].to_numpy(float), **labels)
+            calls.append(dict(value_a=np.abs(ea), value_b=np.abs(eb), groupings=arrays, names=(reference, m),
+                              metric=metric, age_grouping="age_bin" if exact else None))
+    gate_calls = _gate_calls(frame, names, reference, gates, groupings)
+    done = compare_many(calls + [c for _, c in gate_calls], cluster=cluster, settings=settings, n_perm=n_perm)
+    main: list[Comparison] = [r for rows in done[:len(calls)] for r in rows]
+    gate_pairs = [(g, r) for (g, _), rows in zip(gate_calls, done[len(calls):]) for r in rows]
     overall = adjust_bh([c for c in main if c.criterion != "group"]) if n_perm else [
         c for c in main if c.criterion != "group"]
     groups = adjust_bh([c for c in main if c.criterion == "group"]) if n_perm else [
         c for c in main if c.criterion == "group"]
-    gate_pairs = _gate_rows(frame, names, reference, gates, groupings, cluster, settings, n_perm)
     gate_adj = adjust_bh([c for _, c in gate_pairs]) if n_perm else [c for _, c in gate_pairs]
     power = config.power
     out = Comparisons(
@@ -145,10 +149,11 @@ def verdict(frame: pd.DataFrame, names: list[str], comps: Comparisons, *, groupi
     cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
     preds = {m: frame[m].to_numpy(float) for m in names}
     best = []
-    for key, crit in _criteria(frame, groupings, "age" in labels):
-        try:
-            v = credibly_best(preds=preds, groupings=arrays, cluster=cluster, settings=settings, **crit, **labels)
-        except ValueError:  # too few groups of adequate size
+    crits = _criteria(frame, groupings, "age" in labels)
+    judged = credibly_best_many([dict(preds=preds, groupings=arrays, **crit, **labels) for _, crit in crits],
+                                cluster=cluster, settings=settings)  # one bootstrap draw for every criterion
+    for (key, _), v in zip(crits, judged):
+        if isinstance(v, ValueError):  # too few groups of adequate size
             continue
         best.append(BestStatement(key=key, criterion=v.criterion, leader=v.leader, best=v.best, values=v.values,
                                   level=v.level, statement=v.statement))

@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from agefair.fairness.compare import replicate_stats, row_errors
+from agefair.fairness.compare import row_errors
 from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.replicates import Job, replicate_many
 from agefair.fairness.resampling import Layout, Resampler, as_labels, build_layout, quantile_ci, spread, to_json_value
 
 SEP = "\x1f"
@@ -111,26 +112,43 @@ def _reference(bins: np.ndarray, reference: Mapping[str, float] | None) -> dict[
     return {str(k): float(v) / total for k, v in reference.items() if v > 0}
 
 
-# long: builds the cells, the standardiser and the stats, bootstraps once, then assembles the rows
-def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group, grouping: str = "group",
-                     reference: Mapping[str, float] | None = None, missing: str = "renormalise", min_cell: int = 1,
-                     cluster=None, settings: AuditSettings = AuditSettings()) -> Standardisation:
-    """Raw and age-standardised MAE (``dist`` for interval labels) per group of ``group`` (labels;
-    a DataFrame is an intersection), with bootstrap intervals, and the raw and standardised gaps."""
+@dataclass(frozen=True)
+class _Plan:
+    """One standardisation prepared: the bootstrap job and what the result needs besides its replicates."""
+
+    job: Job
+    grouping: str
+    metric: str
+    weights: dict[str, float]
+    missing: str
+    groups: list[str]
+    lacking: dict[str, tuple[str, ...]]
+    cover: dict[str, float]
+    eligible: np.ndarray
+    clustered: bool
+
+
+# long: builds the cells, the standardiser and the statistics
+def _plan(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group, grouping: str = "group",
+          reference: Mapping[str, float] | None = None, missing: str = "renormalise", min_cell: int = 1,
+          cluster=None, settings: AuditSettings) -> _Plan:
     if missing not in ("renormalise", "exclude"):
         raise ValueError("missing must be 'renormalise' or 'exclude'")
     err, metric = row_errors(pred=pred, age=age, age_lo=age_lo, age_hi=age_hi)
     n = len(err)
     bins, labs = as_labels(age_bin), as_labels(group)
     weights = _reference(bins, reference)
-    ok = np.array([b is not None and g is not None for b, g in zip(bins, labs)], bool)
-    cell = np.where(ok, np.char.add(np.char.add(labs.astype(str), SEP), bins.astype(str)), None)
-    layout = build_layout({"group": labs, "cell": cell.astype(object)}, n, ok)
+    ok = ~(pd.isna(bins) | pd.isna(labs))
+    cell = np.full(n, None, dtype=object)
+    cell[ok] = (pd.Series(labs[ok]).astype(str) + SEP + pd.Series(bins[ok]).astype(str)).to_numpy(dtype=object)
+    layout = build_layout({"group": labs, "cell": cell}, n, ok)
     groups = layout.labels("group")
     std = _Standardiser(layout, groups, weights, min_cell)
     gcols, counts = layout.cols("group"), layout.counts()
-    present = {g: {lab.split(SEP)[1] for i, lab in enumerate(layout.labels("cell"))
-                   if lab.split(SEP)[0] == g and counts[layout.cols("cell")[i]] >= min_cell} for g in groups}
+    present = {g: set() for g in groups}
+    for lab, c in zip(layout.labels("cell"), layout.cols("cell")):
+        if counts[c] >= min_cell:
+            present[lab.split(SEP)[0]].add(lab.split(SEP)[1])
     lacking = {g: tuple(sorted(set(weights) - present[g])) for g in groups}
     cover = {g: float(sum(w for b, w in weights.items() if b in present[g])) for g in groups}
     usable = np.array([missing == "renormalise" or not lacking[g] for g in groups])
@@ -141,14 +159,18 @@ def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group
 
     stats = [lambda m, c=c: m[:, c] for c in gcols] + [lambda m, j=j: std_of(m)[:, j] for j in range(len(groups))]
     stats += [lambda m: spread(m[:, gcols[eligible]], "gap"), lambda m: spread(std_of(m)[:, eligible], "gap")]
-    point, boot = replicate_stats(values=[np.abs(np.where(ok, err, 0))], layout=layout,
-                                  resampler=Resampler.of(n, cluster), stats=stats, n_boot=settings.n_boot,
-                                  seed=settings.seed)
-    ci = [quantile_ci(boot[i, :, 0], settings.ci_level) for i in range(len(stats))]
+    job = Job([np.abs(np.where(ok, err, 0))], layout, stats)
+    return _Plan(job, grouping, metric, weights, missing, groups, lacking, cover, eligible, cluster is not None)
+
+
+def _result(plan: _Plan, point, boot, settings: AuditSettings) -> Standardisation:
+    layout, groups, eligible, weights = plan.job.layout, plan.groups, plan.eligible, plan.weights
+    gcols, counts = layout.cols("group"), layout.counts()
+    ci = [quantile_ci(boot[i, :, 0], settings.ci_level) for i in range(len(plan.job.stats))]
     G = len(groups)
     out = tuple(StandardisedGroup(g, int(counts[gcols[j]]), bool(counts[gcols[j]] < settings.min_group_size),
-                                  float(point[j, 0]), ci[j], float(point[G + j, 0]), ci[G + j], lacking[g], cover[g])
-                for j, g in enumerate(groups))
+                                  float(point[j, 0]), ci[j], float(point[G + j, 0]), ci[G + j], plan.lacking[g],
+                                  plan.cover[g]) for j, g in enumerate(groups))
     s_point = point[G:2 * G, 0][eligible]
     worst = best = None
     if len(eligible) >= 2 and np.isfinite(s_point).any():
@@ -156,10 +178,32 @@ def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group
     cells = tuple({"group": lab.split(SEP)[0], "age_bin": lab.split(SEP)[1], "n": int(counts[c]),
                    "mae": float(point_cell), "reference_weight": weights.get(lab.split(SEP)[1], 0.0)}
                   for lab, c, point_cell in zip(layout.labels("cell"), layout.cols("cell"),
-                                                _cell_means(layout, np.abs(np.where(ok, err, 0)))))
-    return Standardisation(grouping, metric, weights, missing, out, float(point[2 * G, 0]), ci[2 * G],
+                                                _cell_means(layout, plan.job.values[0])))
+    return Standardisation(plan.grouping, plan.metric, weights, plan.missing, out, float(point[2 * G, 0]), ci[2 * G],
                            float(point[2 * G + 1, 0]), ci[2 * G + 1], worst, best, cells, settings.ci_level,
-                           settings.n_boot, cluster is not None)
+                           settings.n_boot, plan.clustered)
+
+
+def standardised_many(calls: list[dict], *, cluster=None, settings: AuditSettings = AuditSettings()
+                      ) -> list[Standardisation]:
+    """``standardised_mae`` for each of ``calls`` (its keyword arguments but cluster and settings), on the
+    same rows and one bootstrap draw (the same numbers as one call each)."""
+    plans = [_plan(**c, cluster=cluster, settings=settings) for c in calls]
+    if not plans:
+        return []
+    res = Resampler.of(len(plans[0].job.values[0]), cluster, settings.bootstrap)
+    done = replicate_many([p.job for p in plans], res, settings.n_boot, settings.seed)
+    return [_result(p, point, boot, settings) for p, (point, boot) in zip(plans, done)]
+
+
+def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group, grouping: str = "group",
+                     reference: Mapping[str, float] | None = None, missing: str = "renormalise", min_cell: int = 1,
+                     cluster=None, settings: AuditSettings = AuditSettings()) -> Standardisation:
+    """Raw and age-standardised MAE (``dist`` for interval labels) per group of ``group`` (labels;
+    a DataFrame is an intersection), with bootstrap intervals, and the raw and standardised gaps."""
+    return standardised_many([dict(pred=pred, age=age, age_lo=age_lo, age_hi=age_hi, age_bin=age_bin, group=group,
+                                   grouping=grouping, reference=reference, missing=missing, min_cell=min_cell)],
+                             cluster=cluster, settings=settings)[0]
 
 
 def _cell_means(layout: Layout, values: np.ndarray) -> np.ndarray:

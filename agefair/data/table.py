@@ -1,0 +1,342 @@
+"""A table of labels and predictions, audited without images (``python -m agefair.audit --table FILE``).
+
+One row per face: an id, the true age (``age``) or age group (``age_group``), sensitive attributes, and
+one predicted-age column per model: ``--pred COLUMN[=NAME]`` names them, else every ``pred_*`` column
+is one (its model named by the part after ``pred_``). Every other column is an attribute (the dataset
+config's ``columns:`` and ``ignore:`` apply as for a labels CSV: agefair.data.csv_dataset). CSV is read
+as every text input (agefair.core.io.read_csv_text); ``.parquet`` / ``.pq`` through pyarrow.
+
+A previous audit's ``predictions.csv`` is read too (the *long* format: a ``variant`` and a ``pred``
+column, one row per file x variant): it is pivoted to one prediction column per variant, rows keyed
+by ``file``; its own columns (``age_bin``, ``row``, ``age_lo`` / ``age_hi`` ...) are not attributes.
+
+Rows are checked as labels-CSV rows, and each problem has one action, counted in ``quality``:
+
+====================  =====================================================  ==========================
+problem               what it is                                             action
+====================  =====================================================  ==========================
+missing_id            the id cell is empty                                   dropped
+bad_age               age not a number in 0..max_age                         dropped
+bad_age_group         age group not understood (``20-29``, ``70+``)          dropped
+missing_attribute     a sensitive-attribute cell is empty                    dropped
+duplicate_agreeing    an id repeated with the same labels and predictions    first kept, the rest dropped
+duplicate_conflicting an id repeated with different labels or predictions    every row of it dropped
+====================  =====================================================  ==========================
+
+A prediction cell that is empty, not a number or outside 0..``MAX_PRED`` is counted per model
+(``quality["predictions"]``) and that row is left out of that model only (NaN in ``predictions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agefair.core.config import DataConfig, DatasetConfig
+from agefair.core.errors import AgefairError
+from agefair.core.io import read_csv_text, special_file_reason
+from agefair.data.age_groups import parse_age_group
+from agefair.data.csv_dataset import _age_column, _attributes, _is_number, dataset_groupings
+
+ID_COLUMNS = ("file", "id", "image", "path", "filename", "image_path", "img")
+PRED_PREFIX = "pred_"
+MAX_PRED = 200.0  # a prediction over 200 years (or under 0) is counted out of range
+PARQUET = (".parquet", ".pq")
+TABLE_ACTIONS = {
+    "missing_id": "dropped: the row has no id",
+    "bad_age": "dropped: age is not a number in range",
+    "bad_age_group": "dropped: age group not understood (e.g. 20-29, 70+)",
+    "missing_attribute": "dropped: a sensitive attribute is empty",
+    "duplicate_agreeing": "first kept, the rest dropped: the id is repeated with the same labels and predictions",
+    "duplicate_conflicting": "every row dropped: the id is repeated with different labels or predictions",
+}
+LONG_OWN = {"file", "variant", "pred", "age", "age_group", "age_lo", "age_hi", "age_bin", "row", "subject", "shot"}
+
+
+@dataclass(frozen=True)
+class TableData:
+    """A checked table: ``manifest`` (file, the labels, the attributes, [subject], split 'all'; shaped like
+    a labels CSV's ``PreparedData.manifest``) and each model's predictions aligned with it (NaN: none)."""
+
+    path: Path
+    manifest: pd.DataFrame
+    labels: str  # "exact" or "interval"
+    attributes: list[str]
+    predictions: dict[str, np.ndarray]
+    quality: dict
+    data_hash: str
+    format: str  # "wide" or "long" (a previous audit's predictions.csv)
+    groupings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def age_key(self) -> str:
+        return "age_group" if self.labels == "interval" else "age_bin"
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    """The table's cells: text for a CSV (one-line errors from read_csv_text), as stored for Parquet."""
+    if path.suffix.lower() not in PARQUET:
+        return read_csv_text(path, "table")
+    why = special_file_reason(path)
+    if why is not None:
+        raise AgefairError(f"{path}: {'table not found' if why == 'not found' else why + ', not a table'}")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise AgefairError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, said in one line
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AgefairError(f"{path}: not a readable Parquet file: {first}") from None
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise AgefairError(f"{path}: column {dup!r} appears more than once")
+    frame.columns = names
+    return frame
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Cells as stripped text ('' for a missing cell)."""
+    if col.dtype == object or pd.api.types.is_string_dtype(col):
+        return col.fillna("").astype(str).str.strip()
+    return col.astype(str).where(col.notna(), "").str.strip()
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """Cells as floats, NaN where a cell is not a number (Python's float() on each distinct text)."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    text = _text(col)
+    out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, copy=True)
+    odd = np.isnan(out) & (text != "").to_numpy()  # what pandas does not read ('1_000', 'inf '...): as float() does
+    if odd.any():
+        uniq = pd.unique(text[odd])
+        values = {u: float(u) if _is_number(u) else np.nan for u in uniq}
+        out[odd] = text[odd].map(values).to_numpy(dtype=float)
+    return out
+
+
+def _age_kind(col: pd.Series, aliases: dict[str, str]) -> str:
+    """agefair.data.csv_dataset.age_column_kind, counted over distinct values (fast on a million rows)."""
+    if pd.api.types.is_numeric_dtype(col):
+        return "exact"
+    counts = _text(col).value_counts()
+    numbers = sum(c for v, c in counts.items() if v and _is_number(v))
+    groups = sum(c for v, c in counts.items() if v and not _is_number(v) and parse_age_group(v, aliases) is not None)
+    return "interval" if groups > numbers else "exact"
+
+
+def parse_pred_specs(path: Path, specs, columns: list[str]) -> dict[str, str]:
+    """model name -> column, from ``COLUMN[=NAME]`` specs, else every ``pred_*`` column."""
+    out: dict[str, str] = {}
+    if specs:
+        for spec in specs:
+            col, _, name = str(spec).partition("=")
+            col, name = col.strip(), (name.strip() or col.strip().removeprefix(PRED_PREFIX) or col.strip())
+            if col not in columns:
+                raise AgefairError(f"{path}: --pred {spec}: no column {col!r} (columns: {', '.join(columns)})")
+            if name in out:
+                raise AgefairError(f"{path}: two prediction columns are both named {name!r} (--pred COLUMN=NAME)")
+            out[name] = col
+        return out
+    for col in columns:
+        if col.startswith(PRED_PREFIX) and len(col) > len(PRED_PREFIX):
+            name = col[len(PRED_PREFIX):]
+            if name in out:
+                raise AgefairError(f"{path}: two prediction columns are both named {name!r}")
+            out[name] = col
+    if not out:
+        raise AgefairError(f"{path}: no prediction column: name one with --pred COLUMN[=NAME], or call the "
+                           f"columns pred_NAME (columns: {', '.join(columns)})")
+    return out
+
+
+def _id_column(path: Path, columns: list[str], cfg: DatasetConfig) -> str:
+    if cfg.columns.image != "file" or "file" in columns:
+        if cfg.columns.image not in columns:
+            raise AgefairError(f"{path}: no id column {cfg.columns.image!r} (columns: {', '.join(columns)})")
+        return cfg.columns.image
+    for name in ID_COLUMNS:
+        if name in columns:
+            return name
+    raise AgefairError(f"{path}: no id column ({', '.join(ID_COLUMNS)}; or map one in the dataset config: "
+                       f"columns: {{image: ID}}) (columns: {', '.join(columns)})")
+
+
+def _long_to_wide(path: Path, frame: pd.DataFrame, problems: dict) -> pd.DataFrame:
+    """A previous audit's predictions.csv (file x variant rows) as one row per file, a pred_<variant> each."""
+    frame = frame.copy()
+    frame["file"] = _text(frame["file"])
+    frame["variant"] = _text(frame["variant"])
+    frame = frame[frame["variant"] != ""]
+    labels = [c for c in frame.columns if c not in ("variant", "pred", "row", "age_bin", "age_lo", "age_hi", "shot")]
+    per_file = frame.drop_duplicates(subset=labels)
+    clash = per_file["file"].duplicated(keep=False)
+    if clash.any():  # the same file with other labels in another variant's rows: whole file dropped
+        bad = set(per_file.loc[clash, "file"])
+        problems["duplicate_conflicting"] += int(frame["file"].isin(bad).sum())
+        per_file = per_file[~per_file["file"].isin(bad)]
+        frame = frame[~frame["file"].isin(bad)]
+    repeats = frame.duplicated(subset=["file", "variant"])
+    problems["duplicate_agreeing"] += int(repeats.sum())
+    preds = frame[~repeats].pivot(index="file", columns="variant", values="pred")
+    preds.columns = [f"{PRED_PREFIX}{v}" for v in preds.columns]
+    wide = per_file[labels].set_index("file").join(preds).reset_index()
+    return wide
+
+
+def _rename_config(cfg: DatasetConfig, id_col: str) -> DatasetConfig:
+    return cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"image": id_col})})
+
+
+def _check_rows(frame: pd.DataFrame, id_col: str, age_col: str, kind: str, attributes: list[str],
+                cfg: DatasetConfig, max_age: int) -> tuple[pd.DataFrame, pd.Series]:
+    """(the labels of every row: file, age or age_group/age_lo/age_hi, attributes; each row's problem,
+    '' when it is kept so far), checked in the labels CSV's order: id, age, attributes."""
+    problem = pd.Series("", index=frame.index, dtype=object)
+    out = pd.DataFrame({"file": _text(frame[id_col]).str.replace("\\", "/", regex=False)}, index=frame.index)
+    problem[out["file"] == ""] = "missing_id"
+    if kind == "exact":
+        age = _numbers(frame[age_col])
+        with np.errstate(invalid="ignore"):
+            bad = ~((age >= 0) & (age <= max_age))
+        problem[(problem == "") & bad] = "bad_age"
+        out["age"] = age
+    else:
+        text = _text(frame[age_col])
+        groups = {u: parse_age_group(u, cfg.age_group_labels) for u in pd.unique(text)}
+        parsed = text.map(groups)
+        problem[(problem == "") & parsed.isna()] = "bad_age_group"
+        out["age_group"] = parsed.map(lambda g: g.label if g is not None else None)
+        out["age_lo"] = parsed.map(lambda g: g.lo if g is not None else np.nan).astype(float)
+        out["age_hi"] = parsed.map(lambda g: g.hi if g is not None else np.nan).astype(float)
+    for a in attributes:
+        out[a] = _text(frame[a])
+        problem[(problem == "") & (out[a] == "")] = "missing_attribute"
+    if cfg.columns.subject is not None:
+        subject = _text(frame[cfg.columns.subject])
+        out["subject"] = subject.where(subject != "", "(row " + (frame.index.to_series() + 2).astype(str) + ")")
+    return out, problem
+
+
+def _predictions(frame: pd.DataFrame, models: dict[str, str]) -> tuple[dict[str, np.ndarray], dict]:
+    """Each model's predictions (NaN where the cell is empty, not a number or out of range) and, per
+    model, each row's problem with its cell ('' when none)."""
+    preds, why = {}, {}
+    for name, col in models.items():
+        empty = (_text(frame[col]) == "" if not pd.api.types.is_numeric_dtype(frame[col]) else frame[col].isna())
+        p = _numbers(frame[col])
+        with np.errstate(invalid="ignore"):
+            out_of_range = np.isfinite(p) & ~((p >= 0) & (p <= MAX_PRED))
+        nan = ~np.isfinite(p)
+        why[name] = np.select([empty.to_numpy(), nan, out_of_range], ["missing", "not_a_number", "out_of_range"], "")
+        preds[name] = np.where(nan | out_of_range, np.nan, p)
+    return preds, why
+
+
+def _prediction_counts(models: dict[str, str], why: dict[str, np.ndarray], kept: np.ndarray) -> dict:
+    out = {}
+    for name, col in models.items():
+        w = why[name][kept]
+        out[name] = {"column": col, "predicted": int((w == "").sum()),
+                     **{k: int((w == k).sum()) for k in ("missing", "not_a_number", "out_of_range")}}
+    return out
+
+
+def _duplicates(labels: pd.DataFrame, preds: dict[str, np.ndarray], problem: pd.Series) -> None:
+    """Mark repeated ids among the rows kept so far: agreeing copies after the first, every conflicting row."""
+    kept = problem == ""
+    ids = labels["file"].where(kept)
+    dup = ids.duplicated(keep=False) & kept
+    if not dup.any():
+        return
+    full = labels.assign(**{f"\0{k}": v for k, v in preds.items()}).loc[dup]
+    variants = full.drop_duplicates().groupby("file").size()
+    conflicting = set(variants[variants > 1].index)
+    rows = full.index
+    is_conf = labels.loc[rows, "file"].isin(conflicting)
+    problem[rows[is_conf.to_numpy()]] = "duplicate_conflicting"
+    agreeing = full.loc[~is_conf.to_numpy()]
+    problem[agreeing.index[agreeing["file"].duplicated().to_numpy()]] = "duplicate_agreeing"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds) -> tuple[str, str, str, dict, list[str]]:
+    """(id column, age column, 'exact' | 'interval', model -> column, attributes)."""
+    columns = list(frame.columns)
+    id_col = _id_column(path, columns, cfg)
+    models = parse_pred_specs(path, preds, columns)
+    cfg = _rename_config(cfg, id_col)
+    label_frame = frame[[c for c in columns if c not in models.values()]]
+    if cfg.columns.age is None and cfg.columns.age_group is None and "age" in columns:
+        age_col, kind = "age", _age_kind(frame["age"], cfg.age_group_labels)
+    else:
+        age_col, kind = _age_column(path, label_frame.iloc[:0], cfg)
+    if age_col in models.values():
+        raise AgefairError(f"{path}: column {age_col!r} is the labels, not a model's predictions")
+    attrs = _attributes(path, list(label_frame.columns), cfg.model_copy(update={"ignore": [*cfg.ignore, *LONG_OWN]})
+                        if "variant" in columns else cfg, age_col)
+    return id_col, age_col, kind, models, attrs
+
+
+# long: reads, pivots a long table, checks the rows and the predictions, then assembles the result
+def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetConfig | None = None,
+               preds=(), max_age: int | None = None) -> TableData:
+    """The table at ``path`` (CSV or Parquet, wide or a previous audit's long predictions.csv), checked.
+
+    ``preds``: ``COLUMN[=NAME]`` specs (a long table: variant names); default every ``pred_*`` column
+    (a long table: every variant). Every problem with the table itself is one AgefairError line."""
+    path = Path(path)
+    cfg = dataset_cfg or DatasetConfig()
+    max_age = data_cfg.max_age if max_age is None else max_age
+    frame = _read_frame(path)
+    n_rows = len(frame)
+    problems = dict.fromkeys(TABLE_ACTIONS, 0)
+    fmt = "long" if {"variant", "pred"} <= set(frame.columns) else "wide"
+    if fmt == "long":
+        if "file" not in frame.columns:
+            raise AgefairError(f"{path}: a predictions table (variant, pred) needs a 'file' column")
+        frame = _long_to_wide(path, frame, problems)
+        preds = [f"{PRED_PREFIX}{re.sub(r'^' + PRED_PREFIX, '', str(p))}" for p in preds]
+        if "subject" in frame.columns and cfg.columns.subject is None:
+            cfg = cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"subject": "subject"})})
+    id_col, age_col, kind, models, attributes = _layout(path, frame, cfg, preds)
+    labels, problem = _check_rows(frame, id_col, age_col, kind, attributes, cfg, max_age)
+    predictions, why = _predictions(frame, models)
+    _duplicates(labels, predictions, problem)
+    kept = (problem == "").to_numpy()
+    if not kept.any():
+        raise AgefairError(f"{path}: no usable row ({_counts_text(problem, n_rows)})")
+    for reason, count in problem[problem != ""].value_counts().items():
+        problems[reason] += int(count)
+    examples = {r: labels.loc[problem == r, "file"].head(5).tolist() for r in TABLE_ACTIONS if (problem == r).any()}
+    manifest = labels.loc[kept].reset_index(drop=True).assign(split="all")
+    predictions = {k: v[kept] for k, v in predictions.items()}
+    pred_counts = _prediction_counts(models, why, kept)
+    quality = {"format": fmt, "rows": n_rows, "kept": int(kept.sum()), "dropped": problems,
+               "actions": dict(TABLE_ACTIONS), "examples": examples, "predictions": pred_counts}
+    age_key = "age_group" if kind == "interval" else "age_bin"
+    return TableData(path=path, manifest=manifest, labels=kind, attributes=attributes, predictions=predictions,
+                     quality=quality, data_hash=_sha256(path), format=fmt,
+                     groupings=dataset_groupings(age_key, attributes, cfg.intersections, path))
+
+
+def _counts_text(problem: pd.Series, n_rows: int) -> str:
+    if n_rows == 0:
+        return "the table has no rows"
+    counts = problem.value_counts()
+    return ", ".join(f"{k}: {v}" for k, v in counts.items() if k) or "every row dropped"
