@@ -2,7 +2,9 @@
 
 The audited data (``--data``) is a UTKFace folder or a labels CSV (exact ages or age groups, any
 sensitive attributes); the models are agefair's trained variants (``--runs``) and/or any model's
-predictions (``--predictions FILE.csv``, several files side by side). Variants trained on other
+predictions (``--predictions FILE.csv``, several files side by side). ``--table FILE`` audits a table
+alone, without images: labels, attributes and one predicted-age column per model (``--pred
+COLUMN[=NAME]``, default every ``pred_*`` column), CSV or Parquet, or a previous audit's predictions.csv. Variants trained on other
 data are evaluated across datasets, on every image of the CSV (faces detected where the images are
 not aligned crops). Writes REPORT_DIR/report.html (self-contained, opens offline),
 REPORT_DIR/summary.json (every number in the report) and REPORT_DIR/predictions.csv. Exit code 0
@@ -16,8 +18,10 @@ from pathlib import Path
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.audit_job import AuditJob, run_audit_job
 from agefair.cli.outputs import check_output_dir
-from agefair.core.config import CONFIG_DIR, load_fairness_config
+from agefair.core.config import CONFIG_DIR, DataConfig, load_data_config, load_dataset_config, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
+from agefair.data.prepare import PreparedData, prepare_table
+from agefair.data.table import read_table
 from agefair.models.runs import select_variants
 
 
@@ -36,8 +40,34 @@ def external_args(files: list[str], names: list[str]) -> list[tuple[Path, str]]:
     return out
 
 
+TABLE_EXCLUDES = ("runs", "variant", "predictions", "name", "data", "robustness", "split_seed", "resplit")
+
+
+def table_job(args, fair, thresholds_file: str) -> tuple[AuditJob, PreparedData, DataConfig]:
+    """--table: the table read and checked (agefair.data.table), as the audited data and its models."""
+    given = [f"--{a.replace('_', '-')}" for a in TABLE_EXCLUDES if getattr(args, a) not in (None, False, [])]
+    if given:
+        raise AgefairError(f"--table audits the table's own predictions: leave out {', '.join(given)}")
+    if args.split not in (None, "all"):
+        raise AgefairError(f"--split {args.split}: a table has no train/val/test split (it is audited whole)")
+    data_cfg = load_data_config(args.data_config)
+    table = read_table(args.table, data_cfg=data_cfg, dataset_cfg=load_dataset_config(args.dataset_config),
+                       preds=args.pred or ())
+    if args.reference is not None and args.reference not in table.predictions:
+        raise AgefairError(f"--reference {args.reference}: no model of {args.table} has that name (models: "
+                           f"{', '.join(table.predictions)})")
+    job = AuditJob(fair=fair, thresholds_file=thresholds_file, out=Path(args.out), split="all", progress=not args.quiet,
+                   galleries=False, reference=args.reference, table=table,
+                   compare_to=Path(args.compare_to) if args.compare_to else None)
+    return job, prepare_table(table, data_cfg, args.work), data_cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m agefair.audit", description=__doc__.split("\n")[0])
+    p.add_argument("--table", metavar="FILE", help="audit a table without images: labels, attributes and predicted-age "
+                   "columns (CSV or .parquet; or a previous audit's predictions.csv)")
+    p.add_argument("--pred", action="append", metavar="COLUMN[=NAME]",
+                   help="with --table: a predicted-age column and its model's name (repeat; default: every pred_* column)")
     p.add_argument("--runs", metavar="RUNS_DIR", help="trained runs (default: runs/, or none when --predictions is given)")
     p.add_argument("--predictions", action="append", metavar="FILE.csv",
                    help="predictions of any model: a CSV with an image path or id column and a predicted-age column "
@@ -64,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     check_output_dir(args.out)
 
     fair = load_fairness_config(args.thresholds)
+    thresholds_file = str(args.thresholds or CONFIG_DIR / "fairness.yaml")
+    if args.table is not None:
+        job, prepared, data_cfg = table_job(args, fair, thresholds_file)
+        return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
+    if args.pred:
+        raise AgefairError("--pred names a column of --table: give --table FILE")
     external = external_args(args.predictions or [], args.name or [])
     runs_dir, variants = None, []
     if args.runs is not None or not external:
@@ -81,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         raise AgefairError(f"--reference {args.reference}: no audited model has that name (models: "
                            f"{', '.join([*variants, *(n for _, n in external)])})")
     prepared, data_cfg = prepare_from_args(args, csv_ok=True)
-    job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=Path(args.out),
+    job = AuditJob(fair=fair, thresholds_file=thresholds_file, out=Path(args.out),
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
                    progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
                    reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None)

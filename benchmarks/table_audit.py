@@ -2,15 +2,12 @@
 
 Generates a UTKFace-like table (ages 1-116 skewed young, per-ethnicity age mixes: White mean ~38,
 Black ~33, Asian ~26, Indian ~31, Others ~23; gender 0/1) with one ``pred_*`` column per model
-(group-dependent bias and noise), writes it as CSV and Parquet to a temporary folder (or ``--out``),
-reads it with agefair.data.table.read_table and runs what the audit runs on it, with the settings of
-configs/fairness.yaml: per model the grouped metrics (agefair.fairness.metrics.audit_variant), the
-age-standardised MAE, AAR and error slopes, the age gates; then the paired comparisons and verdict,
-the label-noise suspects and the power table. Prints seconds per stage, the total and the peak memory
-(ru_maxrss; ``--tracemalloc`` adds Python's traced peak, slower).
+(group-dependent bias and noise), writes it as CSV (or Parquet) to a temporary folder (or ``--out``)
+and runs the command a user runs, ``python -m agefair.audit --table FILE`` (configs/fairness.yaml:
+1,000 resamples, 1,000 permutations, ``bootstrap: auto``), in a child process. Prints its wall time,
+its peak memory (ru_maxrss of the child), the report's size and each model's computation time.
 
-    python benchmarks/table_audit.py [--rows 1000000] [--models 3] [--n-boot 1000] [--bootstrap poisson]
-                                     [--out DIR] [--tracemalloc]
+    python benchmarks/table_audit.py [--rows 1000000] [--models 3] [--format csv|parquet] [--out DIR]
 
 The budget (issue 15): under 5 minutes and 4 GiB peak on 2 cores.
 """
@@ -18,24 +15,16 @@ The budget (issue 15): under 5 minutes and 4 GiB peak on 2 cores.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from agefair.core.config import DataConfig, load_fairness_config
-from agefair.data.labels import age_bin
-from agefair.data.table import read_table
-from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
-from agefair.fairness.decisions import comparisons, pick_reference, verdict
-from agefair.fairness.gates import gate_summaries
-from agefair.fairness.label_noise import label_noise_suspects
-from agefair.fairness.metrics import AuditSettings, attribute_groupings, audit_variant
-from agefair.fairness.power import group_power
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
 SHARE = [0.42, 0.19, 0.15, 0.17, 0.07]
@@ -60,91 +49,47 @@ def synthetic_table(rows: int, models: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def prediction_frames(table, data_cfg: DataConfig) -> dict[str, pd.DataFrame]:
-    """The audit's per-model frames (file, variant, age, pred, attributes, age_bin, row) of a read table."""
-    m = table.manifest
-    base = m[["file", "age", *table.attributes]].assign(age_bin=age_bin(m["age"].to_numpy(), data_cfg.age_bins),
-                                                        row=np.arange(len(m)))
-    out = {}
-    for name, p in table.predictions.items():
-        keep = np.isfinite(p)
-        out[name] = base[keep].assign(variant=name, pred=p[keep]).reset_index(drop=True)
-    return out
+def audit_command(table: Path, out: Path, thresholds: Path | None) -> tuple[float, float, int]:
+    """``python -m agefair.audit --table TABLE``, as a user runs it: (wall seconds, the child's peak RSS in MiB,
+    exit code)."""
+    cmd = [sys.executable, "-m", "agefair.audit", "--table", str(table), "--out", str(out), "--quiet"]
+    if thresholds is not None:
+        cmd += ["--thresholds", str(thresholds)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"audit failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, done.returncode
 
 
-class Stages:
-    def __init__(self):
-        self.t = time.perf_counter()
-        self.rows: list[tuple[str, float]] = []
-
-    def done(self, name: str) -> None:
-        now = time.perf_counter()
-        self.rows.append((name, now - self.t))
-        print(f"  {name}: {now - self.t:.1f} s", flush=True)
-        self.t = now
-
-
-# long: the benchmark's stages in order, each timed
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--models", type=int, default=3)
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--bootstrap", choices=["vectorized", "poisson"], default="poisson")
-    p.add_argument("--out", type=Path, default=None, help="folder for the generated table (default: a temp folder)")
-    p.add_argument("--tracemalloc", action="store_true")
+    p.add_argument("--out", type=Path, default=None, help="folder for the table and the report (default: a temp folder)")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="the table's file format")
+    p.add_argument("--thresholds", type=Path, help="fairness config (default: configs/fairness.yaml, 1,000 resamples)")
     a = p.parse_args()
-    if a.tracemalloc:
-        tracemalloc.start()
-    fair = load_fairness_config(ROOT / "configs" / "fairness.yaml")
-    data_cfg = DataConfig()
-    s = AuditSettings(n_boot=a.n_boot, ci_level=fair.ci_level, seed=fair.seed, min_group_size=fair.min_group_size,
-                      bootstrap=a.bootstrap)
     out = a.out or Path(tempfile.mkdtemp(prefix="agefair-table-"))
     out.mkdir(parents=True, exist_ok=True)
-    st = Stages()
+    t0 = time.perf_counter()
     frame = synthetic_table(a.rows, a.models)
-    st.done(f"generate {a.rows:,} rows x {a.models} models")
-    frame.to_csv(out / "table.csv", index=False)
-    frame.to_parquet(out / "table.parquet")
+    table = out / f"table.{a.format}"
+    frame.to_csv(table, index=False) if a.format == "csv" else frame.to_parquet(table)
     del frame
-    st.done("write CSV + Parquet")
-    read_table(out / "table.csv", data_cfg=data_cfg)
-    st.done("read_table CSV")
-    table = read_table(out / "table.parquet", data_cfg=data_cfg)
-    st.done("read_table Parquet")
-    preds = prediction_frames(table, data_cfg)
-    groupings = table.groupings
-    audits = {}
-    for name, pred in preds.items():
-        audits[name] = audit_variant(pred, s, groupings)
-        st.done(f"{name}: grouped metrics")
-        audits[name]["standardised"] = standardised_groupings(pred, groupings, s)
-        st.done(f"{name}: age-standardised")
-        audits[name].update(age_accuracy(pred, groupings, s))
-        st.done(f"{name}: AAR + error slopes")
-        audits[name]["gates"] = gate_summaries(pred, groupings=groupings, gates=fair.gates, settings=s)
-        st.done(f"{name}: age gates")
-    ref = pick_reference(list(preds), fair.reference)
-    comps, aligned = comparisons(preds, groupings=groupings, settings=s, config=fair.comparisons, reference=ref,
-                                 gates=fair.gates)
-    st.done(f"comparisons ({len(comps.overall) + len(comps.groups) + len(comps.gates)} rows)")
-    said = verdict(aligned, list(preds), comps, groupings=groupings, settings=s)
-    st.done(f"verdict ({len(said.best)} criteria)")
-    single = {g: aligned[groupings[g][0]].to_numpy() for g in attribute_groupings(groupings)}
-    noise = label_noise_suspects(preds={m: aligned[m].to_numpy(float) for m in preds},
-                                 age=aligned["age"].to_numpy(float), groupings=single,
-                                 min_group_size=fair.min_group_size)
-    st.done(f"label noise ({len(noise.suspects)} suspects)")
-    group_power(audits, fair.rules, level=fair.ci_level, power=fair.comparisons.power,
-                min_group_size=fair.min_group_size)
-    st.done("power")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    traced = f", tracemalloc peak {tracemalloc.get_traced_memory()[1] / 2**20:.0f} MiB" if a.tracemalloc else ""
-    audit_s = sum(t for name, t in st.rows if not name.startswith(("generate", "write")))
-    print(f"{a.rows:,} rows, {a.models} models, n_boot {a.n_boot}, n_perm {fair.comparisons.n_perm}, "
-          f"bootstrap {a.bootstrap}: audit (read + compute) {audit_s:.1f} s; total {sum(t for _, t in st.rows):.1f} s; "
-          f"peak RSS {peak:.0f} MiB{traced}")
+    print(f"generated {a.rows:,} rows x {a.models} models in {time.perf_counter() - t0:.0f} s: {table} "
+          f"({table.stat().st_size / 2**20:.0f} MiB)", flush=True)
+    seconds, peak, code = audit_command(table, out / "report", a.thresholds)
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    fair = summary["provenance"]["audit_settings"]
+    report = (out / "report" / "report.html").stat().st_size / 2**20
+    print(f"python -m agefair.audit --table {table.name}: {seconds:.0f} s wall, peak RSS {peak:.0f} MiB, exit {code}; "
+          f"n_boot {fair['n_boot']}, n_perm {fair['comparisons']['n_perm']}, bootstrap {fair['bootstrap']}; "
+          f"report.html {report:.1f} MiB, summary.json "
+          f"{(out / 'report' / 'summary.json').stat().st_size / 2**20:.1f} MiB")
+    for name, entry in summary["variants"].items():
+        print(f"  {name}: metrics, gates, standardised MAE, AAR: {entry['timings']['metrics_s']:.0f} s")
 
 
 if __name__ == "__main__":

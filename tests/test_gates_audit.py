@@ -38,7 +38,8 @@ def test_shipped_gates_and_gate_rules():
                                                                                       (0.01, 0.05))
     gate_rules = [r for r in cfg.rules if r.gate]
     assert len(gate_rules) == 2 and all(r.judge == "ci_lower" for r in gate_rules)
-    assert len(cfg.rules) == 11  # 9 accuracy rules + 2 gate rules
+    assert len(cfg.rules) == 13  # 9 accuracy rules + 2 gate rules + 2 interval-coverage rules
+    assert [r.metric for r in cfg.rules if r.metric == "coverage"] == ["coverage", "coverage"]
 
 
 @pytest.mark.parametrize("data, key", [

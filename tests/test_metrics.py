@@ -170,3 +170,25 @@ def test_invalid_rules_are_one_line_errors_naming_the_key(rules, key):
 def test_shipped_fairness_config_is_valid():
     cfg = load_fairness_config()
     assert cfg.n_boot == 1000 and cfg.min_group_size == 30 and len(cfg.rules) >= 4
+
+
+def test_point_values_from_group_sums_equal_metricframe_on_every_grouping():
+    """The default path's per-group values, differences and ratios are MetricFrame's (bootstrap: fairlearn)."""
+    df = synthetic_predictions(900)
+    for cols in (["gender"], ["ethnicity"], ["age_bin", "ethnicity"]):
+        fast = grouped_metrics(df, cols, AuditSettings(n_boot=0))
+        slow = grouped_metrics(df, cols, AuditSettings(n_boot=0, bootstrap="fairlearn"))
+        assert [g["group"] for g in fast["groups"]] == [g["group"] for g in slow["groups"]]
+        for a, b in zip(fast["groups"], slow["groups"]):
+            assert a["n"] == b["n"]
+            for m in ("mae", "rmse", "bias", "cs5"):
+                assert a[m]["value"] == pytest.approx(b[m]["value"], rel=1e-12)
+        for m in ("mae", "rmse", "bias", "cs5"):
+            fd, sd = fast["disparity"].get(m), slow["disparity"].get(m)
+            if sd is None:
+                assert fd is None
+                continue
+            for k in ("worst_group", "best_group"):
+                assert fd[k] == sd[k]
+            for k in ("worst", "best", "difference", "ratio"):
+                assert fd[k] == pytest.approx(sd[k], rel=1e-12)

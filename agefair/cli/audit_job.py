@@ -12,6 +12,7 @@ from agefair.cli.outputs import publishing_audit
 from agefair.core.config import DataConfig, FairnessConfig
 from agefair.core.io import write_csv_atomic, write_json_atomic
 from agefair.data.prepare import PreparedData
+from agefair.data.table import TableData
 from agefair.fairness import robustness
 from agefair.fairness.audit import run_audit
 from agefair.fairness.result import AuditSummary, RobustnessResult
@@ -37,6 +38,7 @@ class AuditJob:
     robustness: bool = False
     reference: str | None = None  # --reference (default: fairness.yaml's, else baseline, else the first)
     compare_to: Path | None = None  # --compare-to: a previous audit's summary.json
+    table: TableData | None = None  # --table: the table whose prediction columns are the models
 
 
 def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig) -> int:
@@ -45,7 +47,7 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
     summary, preds, galleries = run_audit(
         prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
         device=job.device, progress=job.progress, galleries=job.galleries, thresholds_file=job.thresholds_file,
-        external=job.external, reference=job.reference, compare_to_path=job.compare_to)
+        external=job.external, reference=job.reference, compare_to_path=job.compare_to, table=job.table)
     summary.seconds = time.perf_counter() - started
     rob = None
     if job.robustness:

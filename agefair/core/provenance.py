@@ -23,11 +23,17 @@ def git_dirty() -> bool | None:
         return None
 
 
-def reproduce_command(runs_dir: Path | None, data_dir: Path, split_seed: int, split: str, thresholds_file: str,
-                      variants: list[str], external: Sequence[tuple[Path, str]] = ()) -> str:
+def reproduce_command(runs_dir: Path | None, data_dir: Path, split_seed: int | None, split: str, thresholds_file: str,
+                      variants: list[str], external: Sequence[tuple[Path, str]] = (),
+                      table_preds: Sequence[str] | None = None) -> str:
     """The audit's command line with every input spelled out (absolute paths, seed, split, variants,
-    external predictions files)."""
+    external predictions files; a table audit: ``--table`` and each ``--pred COLUMN=NAME``)."""
     parts = ["python", "-m", "agefair.audit"]
+    if table_preds is not None:
+        parts += ["--table", str(Path(data_dir).resolve()), "--thresholds", str(Path(thresholds_file).resolve())]
+        for spec in table_preds:
+            parts += ["--pred", spec]
+        return " ".join(shlex.quote(x) for x in parts)
     if runs_dir is not None:
         parts += ["--runs", str(Path(runs_dir).resolve())]
     parts += ["--data", str(Path(data_dir).resolve()), "--split-seed", str(split_seed), "--split", split,

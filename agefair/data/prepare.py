@@ -25,6 +25,7 @@ from agefair.data.csv_dataset import (
 from agefair.data.quality import QualityResult, assess, report_dict
 from agefair.data.scan import scan_folder
 from agefair.data.split import load_or_make_split
+from agefair.data.table import TableData
 
 
 @dataclass
@@ -35,7 +36,7 @@ class PreparedData:
     quality: QualityResult
     quality_report: dict
     split_meta: dict
-    kind: str = "utkface"  # or "csv"
+    kind: str = "utkface"  # or "csv", or "table" (labels and predictions, no images: agefair.data.table)
     source: Path | None = None  # the labels CSV of a CSV dataset
     name: str = "UTKFace"
     labels: str = "exact"  # exact ages, or "interval": age groups (age_group, age_lo, age_hi)
@@ -127,3 +128,23 @@ def prepare_csv(csv_path: Path, cfg: DataConfig, ds: DatasetConfig, seed: int | 
     return PreparedData(csv_path.parent, work_dir, manifest, quality, report_dict(quality, str(csv_path)), split_meta,
                         kind="csv", source=csv_path, name=ds.name or csv_path.name, labels=labels.labels,
                         attributes=labels.attributes, groupings=groupings, aligned=ds.aligned, detector=ds.detector)
+
+
+def prepare_table(table: TableData, cfg: DataConfig, work_root: str | Path | None = None) -> PreparedData:
+    """A checked table (agefair.data.table) as audited data: no images, one split ``all``; its quality report
+    shaped like a labels CSV's (rows read, kept, dropped by reason), its hash over the labels it keeps."""
+    manifest = table.manifest.assign(sha256="")  # no file contents: the hash covers ids and labels
+    labels = ["age_group", "age_lo", "age_hi"] if table.labels == "interval" else ["age"]
+    quality = QualityResult(manifest, pd.DataFrame(columns=["file", "problem", "action", "detail"]), pd.DataFrame(),
+                            n_files=table.quality["rows"], actions=dict(table.quality["actions"]),
+                            hash_columns=[*labels, *table.attributes])
+    q = table.quality
+    report = {"data_dir": str(table.path), "files_scanned": q["rows"], "files_kept": q["kept"],
+              "files_dropped": q["rows"] - q["kept"], "manifest_hash": quality.data_hash, "counts": q["dropped"],
+              "actions": q["actions"], "examples": q["examples"], "predictions": q["predictions"], "format": q["format"],
+              "file_sha256": table.data_hash}
+    split_meta = {"seed": None, "fractions": {"all": 1.0}, "counts": {"total": {"all": len(manifest)}},
+                  "manifest_hash": quality.data_hash}
+    return PreparedData(table.path.parent, dataset_work_dir(table.path, work_root), manifest, quality, report, split_meta,
+                        kind="table", source=table.path, name=table.path.name, labels=table.labels,
+                        attributes=table.attributes, groupings=table.groupings, aligned="no images")

@@ -55,7 +55,21 @@ TABLE_ACTIONS = {
     "duplicate_agreeing": "first kept, the rest dropped: the id is repeated with the same labels and predictions",
     "duplicate_conflicting": "every row dropped: the id is repeated with different labels or predictions",
 }
-LONG_OWN = {"file", "variant", "pred", "age", "age_group", "age_lo", "age_hi", "age_bin", "row", "subject", "shot"}
+LONG_OWN = {"file", "variant", "pred", "age", "age_group", "age_lo", "age_hi", "age_bin", "row", "subject", "shot",
+            "lo", "hi", "sigma", "coverage"}
+# A model's interval columns: a predictions.csv's lo, hi, coverage per variant row (pivoted to lo_<variant> ...),
+# or a wide table's lo_<name>, hi_<name>, coverage_<name> beside pred_<name>: intervals whose coverage is audited.
+INTERVAL_PARTS = ("lo", "hi", "coverage")
+PER_MODEL = (*INTERVAL_PARTS, "sigma")  # per-variant columns of a long table (sigma: the model's spread)
+
+
+@dataclass(frozen=True)
+class ModelIntervals:
+    """A model's prediction intervals as the table gives them (aligned with the manifest; NaN: none)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    coverage: float  # their target coverage (the table's coverage column; one value)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class TableData:
     data_hash: str
     format: str  # "wide" or "long" (a previous audit's predictions.csv)
     groupings: dict[str, list[str]] = field(default_factory=dict)
+    intervals: dict[str, ModelIntervals] = field(default_factory=dict)  # models whose table holds their intervals
 
     @property
     def age_key(self) -> str:
@@ -176,7 +191,8 @@ def _long_to_wide(path: Path, frame: pd.DataFrame, problems: dict) -> pd.DataFra
     frame["file"] = _text(frame["file"])
     frame["variant"] = _text(frame["variant"])
     frame = frame[frame["variant"] != ""]
-    labels = [c for c in frame.columns if c not in ("variant", "pred", "row", "age_bin", "age_lo", "age_hi", "shot")]
+    labels = [c for c in frame.columns if c not in ("variant", "pred", "row", "age_bin", "age_lo", "age_hi",
+                                                     *PER_MODEL)]
     per_file = frame.drop_duplicates(subset=labels)
     clash = per_file["file"].duplicated(keep=False)
     if clash.any():  # the same file with other labels in another variant's rows: whole file dropped
@@ -186,10 +202,12 @@ def _long_to_wide(path: Path, frame: pd.DataFrame, problems: dict) -> pd.DataFra
         frame = frame[~frame["file"].isin(bad)]
     repeats = frame.duplicated(subset=["file", "variant"])
     problems["duplicate_agreeing"] += int(repeats.sum())
-    preds = frame[~repeats].pivot(index="file", columns="variant", values="pred")
-    preds.columns = [f"{PRED_PREFIX}{v}" for v in preds.columns]
-    wide = per_file[labels].set_index("file").join(preds).reset_index()
-    return wide
+    wide = per_file[labels].set_index("file")
+    for col, prefix in (("pred", PRED_PREFIX), *((c, f"{c}_") for c in PER_MODEL if c in frame.columns)):
+        part = frame[~repeats].pivot(index="file", columns="variant", values=col)
+        part.columns = [f"{prefix}{v}" for v in part.columns]
+        wide = wide.join(part)
+    return wide.reset_index()
 
 
 def _rename_config(cfg: DatasetConfig, id_col: str) -> DatasetConfig:
@@ -267,6 +285,24 @@ def _duplicates(labels: pd.DataFrame, preds: dict[str, np.ndarray], problem: pd.
     problem[agreeing.index[agreeing["file"].duplicated().to_numpy()]] = "duplicate_agreeing"
 
 
+def _intervals(path: Path, frame: pd.DataFrame, models: dict[str, str]) -> dict[str, ModelIntervals]:
+    """Each model's lo_/hi_/coverage_ columns, when the table has all three (a row without both ends: NaN)."""
+    out = {}
+    for name in models:
+        cols = [f"{part}_{name}" for part in INTERVAL_PARTS]
+        if not all(c in frame.columns for c in cols):
+            continue
+        lo, hi, cov = (_numbers(frame[c]) for c in cols)
+        targets = np.unique(cov[np.isfinite(cov)])
+        if len(targets) != 1 or not 0 < targets[0] < 1:
+            raise AgefairError(f"{path}: {cols[2]} must hold one coverage between 0 and 1 (found "
+                               f"{', '.join(f'{t:g}' for t in targets[:5]) or 'none'})")
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(lo) & np.isfinite(hi) & (lo <= hi))
+        out[name] = ModelIntervals(np.where(bad, np.nan, lo), np.where(bad, np.nan, hi), float(targets[0]))
+    return out
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -275,21 +311,24 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds) -> tuple[str, str, str, dict, list[str]]:
-    """(id column, age column, 'exact' | 'interval', model -> column, attributes)."""
+def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bool = False
+            ) -> tuple[str, str, str, dict, list[str]]:
+    """(id column, age column, 'exact' | 'interval', model -> column, attributes); ``long``: a previous
+    audit's predictions.csv, whose own columns (LONG_OWN: shot, age_bin ...) are never attributes."""
     columns = list(frame.columns)
     id_col = _id_column(path, columns, cfg)
     models = parse_pred_specs(path, preds, columns)
     cfg = _rename_config(cfg, id_col)
-    label_frame = frame[[c for c in columns if c not in models.values()]]
+    own = {f"{part}_{name}" for name in models for part in PER_MODEL}  # a model's interval (and spread) columns
+    reserved = (LONG_OWN - {"file", "age", "age_group", "subject"}) if long else set()
+    label_frame = frame[[c for c in columns if c not in models.values() and c not in own and c not in reserved]]
     if cfg.columns.age is None and cfg.columns.age_group is None and "age" in columns:
         age_col, kind = "age", _age_kind(frame["age"], cfg.age_group_labels)
     else:
         age_col, kind = _age_column(path, label_frame.iloc[:0], cfg)
     if age_col in models.values():
         raise AgefairError(f"{path}: column {age_col!r} is the labels, not a model's predictions")
-    attrs = _attributes(path, list(label_frame.columns), cfg.model_copy(update={"ignore": [*cfg.ignore, *LONG_OWN]})
-                        if "variant" in columns else cfg, age_col)
+    attrs = _attributes(path, list(label_frame.columns), cfg, age_col)
     return id_col, age_col, kind, models, attrs
 
 
@@ -314,7 +353,7 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
         preds = [f"{PRED_PREFIX}{re.sub(r'^' + PRED_PREFIX, '', str(p))}" for p in preds]
         if "subject" in frame.columns and cfg.columns.subject is None:
             cfg = cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"subject": "subject"})})
-    id_col, age_col, kind, models, attributes = _layout(path, frame, cfg, preds)
+    id_col, age_col, kind, models, attributes = _layout(path, frame, cfg, preds, long=fmt == "long")
     labels, problem = _check_rows(frame, id_col, age_col, kind, attributes, cfg, max_age)
     predictions, why = _predictions(frame, models)
     _duplicates(labels, predictions, problem)
@@ -325,14 +364,18 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
         problems[reason] += int(count)
     examples = {r: labels.loc[problem == r, "file"].head(5).tolist() for r in TABLE_ACTIONS if (problem == r).any()}
     manifest = labels.loc[kept].reset_index(drop=True).assign(split="all")
+    if fmt == "long" and "shot" in frame.columns:  # a previous audit's many/medium/few-shot ages: kept as its grouping
+        manifest["shot"] = _text(frame.loc[kept, "shot"]).to_numpy()
     predictions = {k: v[kept] for k, v in predictions.items()}
     pred_counts = _prediction_counts(models, why, kept)
+    intervals = _intervals(path, frame.loc[kept], models)
     quality = {"format": fmt, "rows": n_rows, "kept": int(kept.sum()), "dropped": problems,
                "actions": dict(TABLE_ACTIONS), "examples": examples, "predictions": pred_counts}
     age_key = "age_group" if kind == "interval" else "age_bin"
     return TableData(path=path, manifest=manifest, labels=kind, attributes=attributes, predictions=predictions,
                      quality=quality, data_hash=_sha256(path), format=fmt,
-                     groupings=dataset_groupings(age_key, attributes, cfg.intersections, path))
+                     groupings=dataset_groupings(age_key, attributes, cfg.intersections, path)
+                     | ({"shot": ["shot"]} if "shot" in manifest.columns else {}), intervals=intervals)
 
 
 def _counts_text(problem: pd.Series, n_rows: int) -> str:

@@ -100,5 +100,6 @@ class LabelNoiseResult(Record):
     """summary.label_noise: suspected wrong labels (agefair.fairness.label_noise) and the sensitivity table."""
 
     rule: dict[str, Any] = {}
-    suspects: list[NoiseSuspect] = []
+    suspects: list[NoiseSuspect] = []  # the MAX_LISTED with the largest errors (agefair.fairness.noise_audit)
     sensitivity: list[NoiseSensitivity] = []
+    n_flagged: int | None = None  # every suspect, listed or not (None: an older summary, which listed them all)

@@ -22,13 +22,14 @@ from agefair.core.errors import AgefairError
 from agefair.core.provenance import git_commit, git_dirty, reproduce_command, versions
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
+from agefair.data.table import TableData
 from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
 from agefair.fairness.decision_types import CompareTo, Verdict
 from agefair.fairness.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.external import describe_matching, load_external
 from agefair.fairness.gates import gate_summaries
 from agefair.fairness.interval_types import IntervalsAudit
-from agefair.fairness.intervals import audit_intervals, run_calibration
+from agefair.fairness.intervals import audit_intervals, run_calibration, table_intervals
 from agefair.fairness.leaderboard import by_age, leaderboard
 from agefair.fairness.metrics import (
     GROUPINGS,
@@ -38,6 +39,7 @@ from agefair.fairness.metrics import (
 )
 from agefair.fairness.model_predictions import (
     predict_variant,
+    prediction_frame,
     split_rows,
 )
 from agefair.fairness.noise_audit import label_noise
@@ -69,7 +71,7 @@ def trained_here(runs_dir: Path, variants: list[str], prepared: PreparedData) ->
 def choose_split(split: str | None, prepared: PreparedData, here: dict[str, bool]) -> str:
     """--split, else test (UTKFace, or a CSV a variant was trained on), else all (cross-dataset)."""
     if split is None:
-        split = "test" if prepared.kind != "csv" or any(here.values()) else "all"
+        split = "test" if prepared.kind == "utkface" or any(here.values()) else "all"
     if split == "all" and any(here.values()):
         names = ", ".join(v for v, h in here.items() if h)
         raise AgefairError(f"--split all would audit {names} on the images it was trained on; "
@@ -83,7 +85,16 @@ def dataset_info(prepared: PreparedData, split: str, n_split: int) -> dict:
             "labels": prepared.labels, "attributes": list(prepared.attributes),
             "groupings": list(prepared.groupings or GROUPINGS), "manifest_hash": prepared.data_hash,
             "split": split, "images_in_split": n_split, "aligned": prepared.aligned,
-            "detector": prepared.detector if prepared.kind == "csv" and prepared.aligned != "yes" else None}
+            "detector": prepared.detector if prepared.kind == "csv" and prepared.aligned != "yes" else None,
+            **({"skipped": TABLE_SKIPPED} if prepared.kind == "table" else {})}
+
+
+TABLE_SKIPPED = [
+    "Grad-CAM galleries and label-noise thumbnails: a table has no images",
+    "training curves: its models were not trained by agefair",
+    "robustness to corruptions: it needs the images",
+    "coverage of age intervals, for models without lo_, hi_ and coverage_ columns",
+]
 
 
 @dataclass
@@ -197,9 +208,37 @@ def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:
     return _Audited(pred, audit, entry, {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
 
 
+def _audit_table_model(scope: _Scope, table: TableData, name: str, data_cfg) -> _Audited:
+    """One model's predictions from the table's column (the rows where it has one) and their audit; the
+    coverage of its intervals where the table gives them (lo_, hi_, coverage_ columns)."""
+    t0 = time.perf_counter()
+    preds = table.predictions[name]
+    rows = np.flatnonzero(np.isfinite(preds))
+    if len(rows) < scope.fair.min_group_size:
+        raise AgefairError(f"{table.path}: model {name} has {len(rows)} usable predictions, fewer than min_group_size "
+                           f"({scope.fair.min_group_size})")
+    pred = prediction_frame(scope.prepared, data_cfg, rows, preds[rows], name)
+    if "shot" in scope.prepared.manifest.columns:  # a previous audit's predictions.csv: its shot labels
+        pred["shot"] = scope.prepared.manifest["shot"].to_numpy()[rows]
+    audit = scope.audit(pred)
+    if name in table.intervals:
+        audit["intervals"] = table_intervals(pred, table.intervals[name], rows, groupings=scope.groupings,
+                                             settings=scope.settings, max_age=data_cfg.max_age).to_json()
+    counts = table.quality["predictions"][name]
+    entry = {"source": "external", "evaluated_on": scope.where, "trained_on": "unknown (a table's predictions)",
+             "predictions": {"table": str(table.path), **counts},
+             "matching_text": f"column {counts['column']}: {counts['predicted']} rows predicted, "
+                              f"{counts['missing']} empty, {counts['not_a_number']} not a number, "
+                              f"{counts['out_of_range']} out of range",
+             "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred))}}
+    return _Audited(pred, audit, entry, {"metrics_s": time.perf_counter() - t0})
+
+
 def _galleries(scope: _Scope, audited: dict[str, _Audited], variants: list[str], runs_dir: Path | None,
                progress: bool) -> tuple[dict, str | None]:
     """(Grad-CAM galleries of the worst errors per variant, or a note saying why there are none)."""
+    if scope.prepared.kind == "table":
+        return {}, "a table has no images: no Grad-CAM galleries"
     if scope.fair.gallery_k <= 0:
         return {}, None
     if variants and scope.prepared.labels == "interval":
@@ -222,7 +261,7 @@ def _galleries(scope: _Scope, audited: dict[str, _Audited], variants: list[str],
 
 
 def _provenance(scope: _Scope, data_cfg, runs_dir: Path | None, variants: list[str], thresholds_file: str,
-                external: list[tuple[Path, str]], rt) -> Provenance:
+                external: list[tuple[Path, str]], rt, table_preds: list[str] | None = None) -> Provenance:
     prepared, fair = scope.prepared, scope.fair
     source = prepared.source or prepared.data_dir
     return Provenance(
@@ -231,7 +270,7 @@ def _provenance(scope: _Scope, data_cfg, runs_dir: Path | None, variants: list[s
         git_commit=git_commit(), git_dirty=git_dirty(), versions=versions(),
         command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         reproduce=reproduce_command(runs_dir, source, prepared.split_meta["seed"], scope.split, thresholds_file,
-                                    variants, external),
+                                    variants, external, table_preds),
         device=str(rt.device) if rt else None, precision=rt.measure_precision_name if rt else None,
         torch_threads=torch.get_num_threads(), platform=platform.platform(),
         data_config=data_cfg.model_dump(mode="json"))
@@ -268,7 +307,8 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
                         min_group_size=fair.min_group_size)
     changes = _compare_to(scope, audited, previous)
     noise = label_noise({n: a.pred for n, a in audited.items()}, groupings=scope.groupings,
-                        data_dir=prepared.data_dir, settings=fair.label_noise, min_group_size=fair.min_group_size)
+                        data_dir=prepared.data_dir, settings=fair.label_noise, min_group_size=fair.min_group_size,
+                        thumbnails=prepared.kind != "table")
     verdicts = judge(rules, audits, power, changes)
     board = leaderboard(audits, verdicts)
     comps, said = _decisions(scope, audited, reference)
@@ -282,7 +322,8 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
         **({"label_noise": noise} if noise is not None else {}),
         dataset=dataset_info(prepared, scope.split, scope.n_split),
         variants={name: a.entry | {"audit": a.audit, "timings": a.timings} for name, a in audited.items()},
-        data={"quality": quality, "split": prepared.split_meta, "split_text": counts_text(prepared.split_meta)},
+        data={"quality": quality, "split": prepared.split_meta,
+              "split_text": counts_text(prepared.split_meta) if prepared.kind != "table" else ""},
     )
     summary = AuditSummary.model_validate(nan_to_none(parts))
     summary.provenance = provenance
@@ -295,15 +336,16 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_di
               variants: list[str] = (), split: str | None = None, device: str = "auto", progress: bool = False,
               galleries: bool = True, thresholds_file: str = "",
               external: list[tuple[Path, str]] = (), reference: str | None = None,
-              compare_to_path: Path | None = None) -> tuple[AuditSummary, pd.DataFrame, dict]:
-    """(summary, predictions, galleries) for ``variants`` in ``runs_dir`` and ``external`` (file, name) predictions;
+              compare_to_path: Path | None = None, table: TableData | None = None) -> tuple[AuditSummary, pd.DataFrame, dict]:
+    """(summary, predictions, galleries) for ``variants`` in ``runs_dir``, ``external`` (file, name) predictions
+    and, auditing a table (``prepared`` from agefair.data.prepare.prepare_table), the table's models;
     every model is compared with ``reference`` (default: fairness.yaml's ``reference:``, else baseline, else the
     first model); ``compare_to_path``: a previous audit's summary.json (--compare-to)."""
     previous = load_previous(compare_to_path) if compare_to_path is not None else None
     if previous is not None:
         check_same_data(previous, manifest_hash=prepared.data_hash, labels=prepared.labels)
     variants = list(variants)
-    names = [*variants, *(n for _, n in external)]
+    names = [*variants, *(n for _, n in external), *(table.predictions if table is not None else [])]
     ref = pick_reference(names, reference, flag="--reference") if reference else (
         pick_reference(names, fair.reference, flag="fairness.yaml reference:") if names else None)
     here = trained_here(runs_dir, variants, prepared) if variants else {}
@@ -314,7 +356,11 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_di
     audited = {v: _audit_variant(scope, v, runs_dir, data_cfg, rt, progress, here[v]) for v in variants}
     for path, name in external:
         audited[name] = _audit_external(scope, path, name, data_cfg)
+    for name in table.predictions if table is not None else []:
+        audited[name] = _audit_table_model(scope, table, name, data_cfg)
     gallery_data, note = _galleries(scope, audited, variants, runs_dir, progress) if galleries else ({}, None)
-    provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt)
+    table_preds = ([f"{c['column']}={n}" for n, c in table.quality["predictions"].items()] if table is not None
+                   else None)
+    provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt, table_preds)
     summary = _summary(scope, audited, provenance, note, ref, previous)
     return summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data

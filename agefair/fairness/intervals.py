@@ -17,6 +17,7 @@ import pandas as pd
 
 from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import AgefairError
+from agefair.data.table import ModelIntervals
 from agefair.fairness.conformal_eval import evaluate_coverage
 from agefair.fairness.interval_types import CalibrationInfo, CalibratorInfo, IntervalsAudit
 from agefair.fairness.metrics import AuditSettings, label_kind
@@ -29,6 +30,7 @@ from agefair.models.calibration import (
     save_run_calibration,
 )
 from agefair.models.checkpoint import file_sha256
+from agefair.models.conformal import Intervals
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,27 @@ def audit_intervals(pred: pd.DataFrame, calibrated: Calibrated, *, groupings: di
             continue
         intervals = cal.intervals(pred=pred["pred"].to_numpy(float), sigma=sigma, method=method,
                                   groups=pred[method].to_numpy(dtype=object) if method != MARGINAL else None)
-        if method == MARGINAL:
+        if method == MARGINAL:  # predictions.csv keeps them: a later --table audit of it measures their coverage
             pred["lo"], pred["hi"] = np.round(intervals.lo, 2), np.round(intervals.hi, 2)
+            pred["coverage"] = cal.coverage
         methods[method] = evaluate_coverage(intervals=intervals, groupings=present, settings=settings, **_labels(pred))
     return IntervalsAudit(calibration=_calibration_info(calibrated), methods=methods, notes=notes)
+
+
+def table_intervals(pred: pd.DataFrame, given: ModelIntervals, rows: np.ndarray, *, groupings: dict[str, list[str]],
+                    settings: AuditSettings, max_age: int) -> IntervalsAudit:
+    """Coverage of intervals a table gives (a previous audit's lo / hi / coverage per model) on ``pred``
+    (the table's rows ``rows``); rows without both ends are left out and counted in a note."""
+    lo, hi = given.lo[rows], given.hi[rows]
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    notes = [] if ok.all() else [f"{int((~ok).sum())} rows have no interval in the table: left out of the coverage"]
+    if ok.sum() == 0:
+        return IntervalsAudit(notes=["no row has an interval in the table"])
+    n = int(ok.sum())
+    intervals = Intervals(lo=lo[ok], hi=hi[ok], quantile=np.full(n, np.nan), fallback=np.zeros(n, bool),
+                          unseen=np.zeros(n, bool), alpha=round(1 - given.coverage, 10), max_age=max_age)
+    sub = pred.loc[ok].reset_index(drop=True)
+    present = {name: sub[cols] for name, cols in groupings.items() if all(c in sub.columns for c in cols)}
+    report = evaluate_coverage(intervals=intervals, groupings=present, settings=settings, **_labels(sub))
+    info = CalibrationInfo(source="read from the table (lo_, hi_ and coverage_ columns)", coverage=given.coverage)
+    return IntervalsAudit(calibration=info, methods={MARGINAL: report}, notes=notes)

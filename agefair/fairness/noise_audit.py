@@ -19,6 +19,7 @@ from agefair.fairness.label_noise import label_noise_suspects
 from agefair.fairness.metrics import attribute_groupings
 
 MAX_THUMBNAILS = 30
+MAX_LISTED = 200  # suspects listed (the largest errors first); n_flagged counts them all
 THUMB = 64
 
 
@@ -44,6 +45,8 @@ def label_noise(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, li
                               groupings=single, k_years=settings.k_years, k_rel=settings.k_rel,
                               max_spread=settings.max_spread, min_group_size=min_group_size).to_json()
     order = sorted(range(len(ln["suspects"])), key=lambda i: -ln["suspects"][i]["min_abs_error"])
+    ln["n_flagged"] = len(order)
+    order = order[:MAX_LISTED]  # a table of a million rows may flag thousands: the summary and report stay small
     for rank, i in enumerate(order):
         s = ln["suspects"][i]
         r = frame.iloc[s["row"]]

@@ -22,6 +22,7 @@ from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdG
 from agefair.fairness.interval_types import IntervalsAudit
 from agefair.fairness.record import CI, Num, Record
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
+from agefair.fairness.summary_parts import Coverage, DataInfo, Dataset, Provenance, Training  # noqa: F401
 
 # --------------------------------------------------------------------------- metrics and groups
 
@@ -279,36 +280,6 @@ class NotApplicable(Record):
 
 # --------------------------------------------------------------------------- the summary
 
-class Dataset(Record):
-    name: str | None = None
-    kind: str | None = None
-    path: str | None = None
-    labels: Literal["exact", "interval"] | None = None
-    attributes: list[str] = []
-    groupings: list[str] = []
-    manifest_hash: str | None = None
-    split: str | None = None
-    images_in_split: int | None = None
-    aligned: str | None = None
-    detector: str | None = None
-
-
-class Training(Record):
-    checkpoint: str | None = None
-    checkpoint_sha256: str | None = None
-    epoch: int | None = None
-    val_mae: Num = None
-    config: dict[str, Any] = {}
-    meta: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-
-
-class Coverage(Record):
-    images_in_split: int | None = None
-    predicted: int | None = None
-    faces: dict[str, int] = {}
-
-
 class VariantEntry(Record):
     """One audited model: how it was trained (agefair variants), where its numbers come from, its audit."""
 
@@ -325,31 +296,6 @@ class VariantEntry(Record):
     @property
     def external(self) -> bool:
         return self.source == "external"
-
-
-class DataInfo(Record):
-    quality: dict[str, Any] = {}
-    split: dict[str, Any] = {}
-    split_text: str = ""
-
-
-class Provenance(Record):
-    data_dir: str | None = None
-    manifest_hash: str | None = None
-    split_seed: int | None = None
-    split: str | None = None
-    thresholds_file: str | None = None
-    audit_settings: dict[str, Any] = {}
-    git_commit: str | None = None
-    git_dirty: bool | None = None
-    versions: dict[str, Any] = {}
-    command: str | None = None
-    reproduce: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    torch_threads: int | None = None
-    platform: str | None = None
-    data_config: dict[str, Any] = {}
 
 
 class AuditSummary(Record):

@@ -46,7 +46,8 @@ def age_accuracy_context(summary: AuditSummary, variants: list[str]) -> dict:
                     "ci": fmt_ci(s.ci, 3)} for s in audit.error_slopes]
     noise = summary.label_noise
     return {"aar": aar, "slopes": slopes, "noise": None if noise is None else {
-        "rule": noise.rule, "n_flagged": len(noise.suspects),
+        "rule": noise.rule, "n_flagged": noise.n_flagged if noise.n_flagged is not None else len(noise.suspects),
+        "n_listed": len(noise.suspects),
         "suspects": [{"file": fmt_text(s.file), "label": fmt(s.age, 0), "mean": fmt(s.mean_pred, 1),
                       "spread": fmt(s.spread, 1), "thumbnail": s.thumbnail,
                       "predictions": ", ".join(f"{m} {fmt(p, 1)}" for m, p in s.predictions.items())}

@@ -237,7 +237,7 @@ def dataset_context(summary: AuditSummary) -> dict:
             "labels": summary.labels, "labels_text": LABELS_TEXT[summary.labels],
             "attributes": ", ".join(map(str, d.attributes)) or MISSING,
             "images": fmt_int(d.images_in_split) if num(d.images_in_split) is not None else None,
-            "split": fmt_text(d.split or summary.split)}
+            "split": fmt_text(d.split or summary.split), "skipped": [fmt_text(x) for x in d.skipped]}
 
 
 def _faces_text(faces: dict[str, int]) -> str:
