@@ -211,3 +211,53 @@ def test_bmse_run_trains_with_the_balanced_loss(train_env, capsys):
     assert math.isfinite(summary["bmse_noise_sigma"]) and summary["bmse_noise_sigma"] != 1.0  # learned
     assert "bmse_sigma" in torch.load(run / "last.pt", weights_only=True)["objective"]
     assert math.isfinite(pd.read_csv(run / "history.csv")["train_loss"].iloc[0])
+
+
+def test_train_takes_several_variants():
+    from agefair.train import build_parser
+
+    assert build_parser().parse_args(["--variant", "groupdro", "bmse"]).variant == ["groupdro", "bmse"]
+
+
+def _dro_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        w, losses, groups = _dro_batch()
+        dro = two_group_dro(eta=0.1)
+        for _ in range(3):  # three steps on this process's shard
+            w.grad = None
+            dro.robust_loss(w * losses[rank::world], groups[rank::world]).backward()
+            dist.all_reduce(w.grad)  # as DistributedDataParallel does: the mean of the processes' gradients
+            w.grad /= world
+        torch.save({"q": dro.q, "grad": w.grad}, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _dro_batch():
+    w = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    losses = torch.tensor([1.0, 2.0, 3.0, 1.5, 4.0, 0.5, 2.5], dtype=torch.float64)
+    return w, losses, torch.tensor([0, 1, 1, 0, 1, 0, 1])
+
+
+def test_group_dro_under_ddp_matches_one_process_on_the_whole_batch(tmp_path):
+    """Two gloo processes, each with half of every batch (unequal halves): both hold the q that one process
+    computes on the whole batch, and the gradient DDP averages is the whole batch's robust gradient."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_dro_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    w, losses, groups = _dro_batch()
+    dro = two_group_dro(eta=0.1)
+    for _ in range(3):
+        w.grad = None
+        dro.robust_loss(w * losses, groups).backward()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert torch.allclose(got["q"], dro.q) and torch.allclose(got["grad"], w.grad)
