@@ -1,7 +1,7 @@
 """``python -m agefair.run``: the whole job in one command.
 
-Data-quality report and EDA, then every variant trained (resuming whatever is already trained),
-then the audit; prints where the report is. Exit code: the audit's (0 thresholds hold, 1 a
+Data-quality report and EDA, then the preset's variants trained (its `variants:`; resuming whatever is
+already trained), then the audit; prints where the report is. Exit code: the audit's (0 thresholds hold, 1 a
 threshold failed, 2 bad input).
 """
 
@@ -14,7 +14,7 @@ from agefair.cli.audit_job import REPORT, AuditJob, run_audit_job
 from agefair.cli.console import eda_text, training_table_text
 from agefair.cli.outputs import check_output_dir
 from agefair.core.config import CONFIG_DIR, PRESETS, load_fairness_config, load_train_config
-from agefair.core.errors import run_cli
+from agefair.core.errors import AgefairError, run_cli
 from agefair.models.runs import select_variants
 from agefair.reporting.eda import write_eda
 from agefair.training.trainer import train_all
@@ -36,14 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     check_output_dir(args.out)
     fair = load_fairness_config(args.thresholds)  # a bad config fails now, not after an hour of training
     cfg = load_train_config(args.preset, None, {"train": {"epochs": args.epochs}} if args.epochs else None)
+    if unknown := [v for v in cfg.variants if v not in VARIANTS]:
+        raise AgefairError(f"variants: unknown variant {unknown[0]!r}; the variants are {', '.join(VARIANTS)}")
     request = data_request_from_args(args)
     out, runs_dir = Path(args.out), Path(args.runs)
 
     print("== 1/3 data quality and EDA")
     prepared = request.prepare()
     print(eda_text(write_eda(prepared, request.data_cfg, out), out))
-    print("\n== 2/3 training every variant (resumes finished or interrupted runs)")
-    summaries = train_all(variants=list(VARIANTS), cfg=cfg, data_request=request, out_dir=runs_dir, limit=args.limit,
+    print(f"\n== 2/3 training {', '.join(cfg.variants)} (resumes finished or interrupted runs)")
+    summaries = train_all(variants=list(dict.fromkeys(cfg.variants)), cfg=cfg, data_request=request, out_dir=runs_dir, limit=args.limit,
                           device=args.device, resume=True, progress=not args.quiet,
                           conformal=fair.conformal)
     print("\n" + training_table_text(summaries))

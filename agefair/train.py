@@ -24,7 +24,8 @@ from agefair.training.variants import VARIANTS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m agefair.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--variant", required=True, choices=[*VARIANTS, "all"], help="training variant")
+    parser.add_argument("--variant", required=True, nargs="+", choices=[*VARIANTS, "all"],
+                        help="training variant(s), trained in turn; all: every variant")
     parser.add_argument("--preset", default="reference", choices=PRESETS, help="training preset (default: reference)")
     parser.add_argument("--config", metavar="FILE", help="YAML file overriding keys of the preset")
     parser.add_argument("--out", default="runs", metavar="RUNS_DIR", help="runs folder (default: runs/)")
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         create_model(cfg.model)  # fetch (or fail to fetch) the weights before the long data preparation
     ctx, device = init_distributed(args.device)
     try:
-        summaries = train_all(variants=list(VARIANTS) if args.variant == "all" else [args.variant], cfg=cfg,
+        variants = list(VARIANTS) if "all" in args.variant else list(dict.fromkeys(args.variant))
+        summaries = train_all(variants=variants, cfg=cfg,
                               data_request=data_request_from_args(args), out_dir=args.out, limit=args.limit,
                               device=device, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                               ctx=ctx, conformal=conformal)

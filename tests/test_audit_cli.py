@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     make_train_folder(root / "data")
     cfg = write_override(root / "small.yaml", {"model": {"image_size": 64}})
-    args = ["--variant", "all", "--preset", "cpu", "--config", str(cfg), "--data", str(root / "data"),
+    args = ["--variant", *VARIANTS, "--preset", "cpu", "--config", str(cfg), "--data", str(root / "data"),
             "--work", str(root / "work"), "--out", str(root / "runs"), "--epochs", "1", "--quiet"]
     done = subprocess.run([sys.executable, "-m", "agefair.train", *args], cwd=REPO_ROOT, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)

@@ -124,10 +124,11 @@ def test_rerun_without_resume_or_overwrite_is_refused(weighted_run, train_env):
     assert after == before, "a refused run must not touch the existing one"
 
 
-def test_variant_all_with_limit_trains_the_four_variants_on_that_many_images(train_env, capsys):
+def test_variant_all_with_limit_trains_every_variant_on_that_many_images(train_env, capsys):
     out = train_env.root / "all"
     assert main(train_env.args("all", 1, "--limit", "40", out=out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(VARIANTS) == ["baseline", "lds", "oversample", "weighted"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(VARIANTS) == ["baseline", "bmse", "groupdro", "lds",
+                                                                         "oversample", "weighted"]
     printed = capsys.readouterr().out
     losses = {}
     for variant in VARIANTS:
@@ -146,7 +147,7 @@ def test_variant_all_with_limit_trains_the_four_variants_on_that_many_images(tra
         losses[variant] = float(history["train_loss"].iloc[0])
         assert math.isfinite(losses[variant])
     # The data's age bins are imbalanced, so every imbalance-aware variant trains differently from baseline.
-    for variant in ("oversample", "weighted", "lds"):
+    for variant in ("oversample", "weighted", "lds", "groupdro", "bmse"):
         assert losses[variant] != pytest.approx(losses["baseline"], rel=1e-6), variant
     # --variant all reads and caches the data once, then prints a summary table
     table = printed[printed.index("variant      best val MAE"):]

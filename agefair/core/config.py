@@ -23,6 +23,7 @@ from agefair.core.base_model import StrictModel
 from agefair.core.conformal_config import ConformalSettings
 from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
+from agefair.core.fair_config import BalancedMSESettings, GroupDROSettings
 from agefair.core.gate_config import (
     DEFAULT_GATES,
     Gate,
@@ -212,7 +213,9 @@ class LoopConfig(StrictModel):
     patience: int = Field(5, ge=1)  # epochs without validation-MAE improvement before stopping
     batch_size: int = Field(32, ge=1, le=4096)
     eval_batch_size: int = Field(128, ge=1, le=8192)
-    loss: Literal["l1", "smooth_l1"] = "l1"  # regression head only; the expectation head uses cross-entropy
+    # l1 / smooth_l1: regression head only (the expectation head uses cross-entropy); bmse: Balanced MSE on
+    # the expected age, for either head (section bmse:, agefair.core.fair_config)
+    loss: Literal["l1", "smooth_l1", "bmse"] = "l1"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool = False
@@ -245,6 +248,10 @@ class TrainConfig(StrictModel):
     train: LoopConfig = LoopConfig()
     augment: AugmentSection = AugmentSection()
     imbalance: ImbalanceConfig = ImbalanceConfig()
+    # the variants `python -m agefair.run` trains (`python -m agefair.train --variant all` trains every one)
+    variants: list[str] = Field(default_factory=lambda: ["baseline", "oversample", "weighted", "lds"], min_length=1)
+    group_dro: GroupDROSettings = GroupDROSettings()  # the groupdro variant (agefair.core.fair_config)
+    bmse: BalancedMSESettings = BalancedMSESettings()  # train.loss: bmse (the bmse variant sets it)
 
 
 PRESETS = ("reference", "cpu")

@@ -83,7 +83,12 @@ def make_runtime(device: str = "auto", precision: str = "auto", channels_last: b
 
 
 def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str) -> torch.Tensor:
-    """Loss of each sample: cross-entropy over integer ages (expectation head) or L1 / smooth-L1."""
+    """Loss of each sample: cross-entropy over integer ages (expectation head) or L1 / smooth-L1.
+
+    ``bmse`` (Balanced MSE, a batch-level training loss: agefair.training.objectives) is evaluated as the
+    squared error of the expected age, the plain MSE it rebalances, for either head."""
+    if loss == "bmse":
+        return (model.expected_age(out) - ages.float()) ** 2
     if model.head_kind == "expectation":
         target = ages.round().long().clamp_(0, model.max_age)
         return F.cross_entropy(out.float(), target, reduction="none")

@@ -1,5 +1,5 @@
-"""One epoch of training, torchvision-reference style: forward, per-sample loss (weighted by the
-variant), backward, step; running sums stay on the device and are read every few batches."""
+"""One epoch of training, torchvision-reference style: forward, the batch's loss (the run's objective:
+agefair.training.objectives), backward, step; running sums stay on the device and are read every few batches."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from agefair.models.network import AgeModel
-from agefair.models.runtime import Runtime, per_sample_loss
+from agefair.models.runtime import Runtime
+from agefair.training.objectives import MeanLoss, Objective
 
 SYNC_EVERY = 20  # batches between progress-bar updates (each one waits for the device)
 
@@ -28,6 +29,10 @@ class LoopSettings:
     step_per_batch: bool = False  # the scheduler steps after every batch (one-cycle), else once per epoch
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # agefair.training.augment.BatchAugment
     progress: bool = True
+    objective: Objective | None = None  # None: MeanLoss(loss_name, loss_weights)
+
+    def batch_objective(self) -> Objective:
+        return self.objective or MeanLoss(self.loss_name, self.loss_weights)
 
 
 def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.Optimizer, *, scheduler,
@@ -41,8 +46,8 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
     Running sums stay on the device and are read back every ``SYNC_EVERY`` batches, so a GPU is not
     stalled by a host synchronisation after every step.
     """
-    rt, loss_weights, scaler, augment, progress = (settings.rt, settings.loss_weights, settings.scaler,
-                                                   settings.augment, settings.progress)
+    rt, scaler, augment, progress = settings.rt, settings.scaler, settings.augment, settings.progress
+    objective = settings.batch_objective()
     net = net or model
     net.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
@@ -59,17 +64,16 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
         y = ages.to(rt.device, non_blocking=True)
         with rt.autocast():
             out = net(x)
-        losses = per_sample_loss(model, out, y, settings.loss_name)
-        if loss_weights is not None:
-            losses = losses * loss_weights[rows].to(rt.device)
-        loss = losses.mean()
+        loss = objective(model, out, y, rows)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            objective.after_backward()
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            objective.after_backward()
             optimizer.step()
         if scheduler is not None and settings.step_per_batch:
             scheduler.step()

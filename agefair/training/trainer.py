@@ -38,7 +38,6 @@ from agefair.training.batches import (
     epoch_seed,
     eval_loader,
     load_train_data,
-    loss_weight_table,
     train_loader,
 )
 from agefair.training.calibrate import describe, write_calibration
@@ -48,8 +47,9 @@ from agefair.training.distributed import (
 )
 from agefair.training.history import write_curves, write_history
 from agefair.training.loop import LoopSettings, train_one_epoch
+from agefair.training.objective_setup import make_objective
 from agefair.training.optim import make_optimizer, make_scheduler, scaled_config
-from agefair.training.variants import VARIANTS
+from agefair.training.variants import VARIANTS, recorded_config, variant_config
 
 
 def evaluate(model, data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Runtime, ctx: DistContext,
@@ -170,7 +170,7 @@ def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: P
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
 
-    cfg = scaled_config(cfg, ctx.world_size)
+    cfg = scaled_config(variant_config(variant, cfg), ctx.world_size)
     rt = make_runtime(options.device, cfg.train.precision, cfg.train.channels_last)
     seed = cfg.train.seed
     torch.manual_seed(seed)
@@ -187,13 +187,14 @@ def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: P
     if cfg.train.compile:
         net = torch.compile(net)
     steps_per_epoch = max(1, len(data.train_rows) // (cfg.train.batch_size * ctx.world_size))
-    optimizer = make_optimizer(model, cfg)
+    objective = make_objective(variant, cfg, data, data_cfg, rt.device)
+    optimizer = make_optimizer(model, cfg, objective.param_groups())
     scheduler, per_batch = make_scheduler(optimizer, cfg, steps_per_epoch)
-    loop = LoopSettings(rt, cfg.train.loss, loss_weight_table(data, cfg, variant, data_cfg),
-                        scaler=torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None,
-                        step_per_batch=per_batch, augment=BatchAugment(cfg.augment), progress=progress)
+    loop = LoopSettings(rt, cfg.train.loss, scaler=torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None,
+                        step_per_batch=per_batch, augment=BatchAugment(cfg.augment), progress=progress,
+                        objective=objective)
     return VariantRun(variant, cfg, data_cfg, data, out, rt, ctx, model, net, optimizer, scheduler, loop,
-                      run_meta(variant, cfg, prepared, options.limit, data, rt, ctx), cfg.model_dump(mode="json"),
+                      run_meta(variant, cfg, prepared, options.limit, data, rt, ctx), recorded_config(variant, cfg),
                       progress, final)
 
 
@@ -251,6 +252,7 @@ def resume_state(run: VariantRun, prepared: PreparedData, options: RunOptions) -
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scheduler is not None and state.get("scheduler") is not None:
         run.scheduler.load_state_dict(state["scheduler"])
+    run.loop.objective.load_state_dict(state.get("objective") or {})  # e.g. Group DRO's q, where it left it
     resumed = RunState(list(state["history"]), state["epoch"] + 1, state["best_mae"], state["best_epoch"],
                        state["stale"])
     run.log(f"[{run.variant}] resuming after epoch {state['epoch']} (best val MAE {resumed.best_mae:.3f} "
@@ -289,6 +291,7 @@ def train_and_evaluate_epoch(run: VariantRun, epoch: int) -> tuple[dict, dict[st
                          epoch=epoch, epochs=epochs, net=run.net)
     if run.scheduler is not None and not run.loop.step_per_batch:
         run.scheduler.step()
+    run.loop.objective.end_epoch(epoch)
     loss_sum, abs_sum, n_seen = ctx.sum([tr["loss"] * tr["n"], tr["mae"] * tr["n"], tr["n"]])
     tr = {**tr, "loss": loss_sum / max(n_seen, 1), "mae": abs_sum / max(n_seen, 1),
           "img_per_s": tr["img_per_s"] * ctx.world_size}
@@ -317,7 +320,8 @@ def save_epoch(run: VariantRun, state: RunState, epoch: int, improved: bool, val
         save_checkpoint({**common, "model": run.model.state_dict(), "val_mae": float(val_mae)}, run.best_path)
     save_checkpoint({**common, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                      "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
-                     "stale": state.stale}, run.last_path)
+                     "stale": state.stale, "objective": run.loop.objective.state_dict()}, run.last_path)
+    run.loop.objective.write_files(run.out)  # e.g. group_weights.csv
     write_history(state.history, run.out / runs.HISTORY)
     write_curves(state.history, run.out, f"agefair {run.variant}")
 
@@ -329,7 +333,7 @@ def log_epoch(run: VariantRun, state: RunState, epoch: int, tr: dict, va: dict[s
     run.log(f"[{run.variant}] epoch {epoch}/{epochs}  train loss {tr['loss']:.3f} MAE {tr['mae']:.2f} | "
             f"val loss {va['loss']:.3f} MAE {va['mae']:.2f}{' *' if improved else ''} | lr {lr:.2g} | "
             f"{format_seconds(seconds)} ({tr['img_per_s']:.0f} img/s) | best {state.best_mae:.2f} @ "
-            f"{state.best_epoch} | ETA <= {format_seconds(remaining)}", flush=True)
+            f"{state.best_epoch} | ETA <= {format_seconds(remaining)}{run.loop.objective.describe()}", flush=True)
 
 
 def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_seconds: float,
@@ -339,7 +343,8 @@ def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_se
     total = sum(h["seconds"] for h in history)
     summary = {"variant": run.variant, "best_val_mae": state.best_mae, "best_epoch": state.best_epoch,
                "epochs_run": len(history), "stopped_early": stopped_early, "seconds": total,
-               "this_session_seconds": session_seconds, "world_size": run.ctx.world_size}
+               "this_session_seconds": session_seconds, "world_size": run.ctx.world_size,
+               **run.loop.objective.summary()}
     if run.ctx.is_main:
         write_curves(history, run.out, f"agefair {run.variant}", png=True)
         write_json_atomic(run.out / runs.SUMMARY, summary)

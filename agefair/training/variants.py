@@ -1,6 +1,8 @@
-"""Training variants: each is a named strategy for how samples are drawn and how losses are weighted.
+"""Training variants: each is a named strategy for how samples are drawn, how losses are weighted and
+what the batch's objective is.
 
-Adding a variant is a few lines: write the weight function(s) and register a ``Variant``.
+Adding a variant is a few lines: write the weight function(s) and register a ``Variant``. The first
+four rebalance age; ``groupdro`` and ``bmse`` target the demographic gaps (agefair.training.objectives).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agefair.core.config import ImbalanceConfig
+from agefair.core.config import ImbalanceConfig, TrainConfig
 from agefair.data.labels import age_bin_index
 
 WeightFn = Callable[[np.ndarray, Sequence[int], ImbalanceConfig], np.ndarray]
@@ -53,12 +55,45 @@ def _lds(ages, edges, cfg):
     return lds_weights(ages, cfg.lds_kernel_sigma, cfg.lds_kernel_size)
 
 
+def _group_dro_config(cfg: TrainConfig) -> TrainConfig:
+    """group_dro.weight_decay, when set, is this variant's weight decay (the paper regularises strongly)."""
+    wd = cfg.group_dro.weight_decay
+    if wd is None:
+        return cfg
+    return cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"weight_decay": wd})})
+
+
+def _bmse_config(cfg: TrainConfig) -> TrainConfig:
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"loss": "bmse"})})
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
     description: str
     sampling_weights: WeightFn | None = None  # -> WeightedRandomSampler over the training set
     loss_weights: WeightFn | None = None  # -> per-sample loss weights (mean 1)
+    objective: str = "mean"  # mean (weighted mean of the per-sample losses) | group_dro
+    configure: Callable[[TrainConfig], TrainConfig] | None = None  # the variant's changes to the config
+
+
+def recorded_config(name: str, cfg: TrainConfig) -> dict:
+    """The configuration a run of variant ``name`` records (config.yaml, checkpoints; --resume compares it):
+    the group_dro: and bmse: sections only where they apply and not the run's variant list, so the other
+    variants' runs record (and resume) exactly what they did before these sections existed."""
+    recorded = cfg.model_dump(mode="json")
+    recorded.pop("variants")
+    if VARIANTS[name].objective != "group_dro":
+        recorded.pop("group_dro")
+    if cfg.train.loss != "bmse":
+        recorded.pop("bmse")
+    return recorded
+
+
+def variant_config(name: str, cfg: TrainConfig) -> TrainConfig:
+    """The configuration variant ``name`` trains with (recorded in its config.yaml and checkpoints)."""
+    configure = VARIANTS[name].configure
+    return configure(cfg) if configure is not None else cfg
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
@@ -69,4 +104,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             loss_weights=_weighted_loss),
     Variant("lds", "label-distribution smoothing: loss weighted by 1 / sqrt(Gaussian-smoothed age density)",
             loss_weights=_lds),
+    Variant("groupdro", "Group DRO: minimises the worst group's loss (groups: group_dro.groups)",
+            objective="group_dro", configure=_group_dro_config),
+    Variant("bmse", "Balanced MSE (batch Monte-Carlo) on the expected age, uniform sampling",
+            configure=_bmse_config),
 ]}
