@@ -31,6 +31,7 @@ from pathlib import Path
 from agefair.cli.args import ArgumentParser
 from agefair.cli.outputs import check_output_file
 from agefair.core.errors import AgefairError, run_cli
+from agefair.inference.estimator import refuse_posthoc
 from agefair.inference.onnx import INPUT_NAME, OUTPUT_NAME, PARITY_BATCH, SPREAD_NAME, copy_calibration, export_checked
 from agefair.models.checkpoint import model_from_checkpoint
 from agefair.models.runs import model_or_best_run
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                            f"onnxruntime by that suffix)")
     check_output_file(args.onnx, "--onnx")
     checkpoint, why = model_or_best_run(args.model, args.runs)
-    model, cfg, _ = model_from_checkpoint(checkpoint)
+    model, cfg, ckpt = model_from_checkpoint(checkpoint)
+    refuse_posthoc(ckpt, checkpoint)
     size = cfg.model.image_size
     print(f"agefair: exporting {checkpoint} ({why}): {cfg.model.backbone}@{size}, {cfg.model.head} head")
     out = Path(args.onnx)

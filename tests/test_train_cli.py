@@ -127,11 +127,14 @@ def test_rerun_without_resume_or_overwrite_is_refused(weighted_run, train_env):
 def test_variant_all_with_limit_trains_every_variant_on_that_many_images(train_env, capsys):
     out = train_env.root / "all"
     assert main(train_env.args("all", 1, "--limit", "40", out=out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(VARIANTS) == ["baseline", "bmse", "groupdro", "lds",
-                                                                         "oversample", "weighted"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(VARIANTS) == ["baseline", "bmse", "calibrated", "groupdro",
+                                                                         "lds", "oversample", "weighted"]
     printed = capsys.readouterr().out
     losses = {}
-    for variant in VARIANTS:
+    trained = [v for v in VARIANTS if v != "calibrated"]  # calibrated: fitted on baseline, no training files
+    assert json.loads((out / "calibrated" / "summary.json").read_text())["base"] == "baseline"
+    assert "[calibrated] baseline corrected per ethnicity" in printed
+    for variant in trained:
         run_dir = out / variant
         for name in RUN_FILES:
             assert (run_dir / name).is_file(), f"{variant}/{name}"

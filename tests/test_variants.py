@@ -114,7 +114,7 @@ def test_lds_tail_ages_weigh_more_than_the_bulk():
 # --------------------------------------------------------------------------- registry
 
 def test_variant_registry():
-    assert list(VARIANTS) == ["baseline", "oversample", "weighted", "lds", "groupdro", "bmse"]
+    assert list(VARIANTS) == ["baseline", "oversample", "weighted", "lds", "groupdro", "bmse", "calibrated"]
     assert VARIANTS["baseline"].sampling_weights is None and VARIANTS["baseline"].loss_weights is None
     assert VARIANTS["oversample"].sampling_weights is not None and VARIANTS["oversample"].loss_weights is None
     assert VARIANTS["weighted"].sampling_weights is None and VARIANTS["weighted"].loss_weights is not None

@@ -23,7 +23,7 @@ from agefair.core.base_model import StrictModel
 from agefair.core.conformal_config import ConformalSettings
 from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
-from agefair.core.fair_config import BalancedMSESettings, GroupDROSettings
+from agefair.core.fair_config import BalancedMSESettings, CalibratedSettings, GroupDROSettings
 from agefair.core.gate_config import (
     DEFAULT_GATES,
     Gate,
@@ -252,6 +252,7 @@ class TrainConfig(StrictModel):
     variants: list[str] = Field(default_factory=lambda: ["baseline", "oversample", "weighted", "lds"], min_length=1)
     group_dro: GroupDROSettings = GroupDROSettings()  # the groupdro variant (agefair.core.fair_config)
     bmse: BalancedMSESettings = BalancedMSESettings()  # train.loss: bmse (the bmse variant sets it)
+    calibrated: CalibratedSettings = CalibratedSettings()  # the calibrated variant (post hoc, no training)
 
 
 PRESETS = ("reference", "cpu")

@@ -14,6 +14,11 @@ applies as in every run.
 CVPR 2022), batch-based Monte-Carlo form, used wherever ``train.loss: bmse``: ``noise_sigma`` (years)
 is the initial (or, with ``learnable: false``, fixed) noise scale; a learnable one is trained with
 its own learning rate ``sigma_lr`` and no weight decay, as in the paper's code.
+
+``calibrated``: post-hoc group calibration of the ``base`` variant's ages, no retraining
+(agefair.models.posthoc): per group of ``attributes`` (only what a deployer may use at prediction time),
+a linear correction fitted on the validation split; groups under ``min_group_size`` validation rows use
+the pooled fit; slopes are kept within ``slope_range``.
 """
 
 from __future__ import annotations
@@ -41,3 +46,17 @@ class BalancedMSESettings(StrictModel):
     noise_sigma: float = Field(1.0, gt=0, le=100)  # years
     learnable: bool = True
     sigma_lr: float = Field(0.01, gt=0, le=10)  # the noise scale's learning rate (learnable only)
+
+
+class CalibratedSettings(StrictModel):
+    base: str = "baseline"  # the trained variant whose ages are corrected
+    attributes: list[str] = Field(default_factory=lambda: ["ethnicity"], min_length=1)
+    min_group_size: int = Field(50, ge=2)
+    slope_range: tuple[float, float] = (0.5, 2.0)
+
+    @field_validator("slope_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= 1 <= v[1]:
+            raise ValueError("slope_range must hold 1 and be positive, e.g. [0.5, 2.0]")
+        return v

@@ -171,7 +171,8 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
              "trained_on": ("this dataset's train split" if trained_here else
                             f"other data (manifest {str(trained)[:12]}): cross-dataset evaluation"),
              "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred)),
-                          **({"faces": info["faces"]} if "faces" in info else {})}}
+                          **({"faces": info["faces"]} if "faces" in info else {})},
+             **({"uses_attributes": info["uses_attributes"]} if "uses_attributes" in info else {})}
     return _Audited(pred, audit, entry, {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
 
 

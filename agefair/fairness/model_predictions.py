@@ -21,6 +21,7 @@ from agefair.data.labels import age_bin
 from agefair.data.prepare import PreparedData
 from agefair.data.split import split_rows
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
+from agefair.models.posthoc import correction_of
 from agefair.models.runtime import Runtime, predict_loader
 
 COLUMNS = ["file", "variant", "age", "pred", "gender", "ethnicity", "age_bin", "row"]  # a UTKFace folder's
@@ -74,6 +75,20 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
     info = {"checkpoint": str(checkpoint), "checkpoint_sha256": digest, "config": ckpt["config"],
             "meta": ckpt.get("meta", {}), "epoch": ckpt.get("epoch"), "val_mae": ckpt.get("val_mae"),
             "history": ckpt.get("history", [])}
+    correction = correction_of(ckpt, str(checkpoint))
+    if correction is not None:
+        info["uses_attributes"] = list(correction.attributes)
+    frame = _predict_frame(variant, model, cfg, digest, prepared, data_cfg, split, rt, progress, info)
+    if correction is not None:  # the calibrated variant: the base model's ages, corrected per group
+        frame["pred"] = np.round(correction.apply(frame["pred"].to_numpy(float),
+                                                  {a: frame[a].to_numpy() for a in correction.attributes}), 4)
+    return frame, info
+
+
+# long: the cache read, or the model run and the cache written
+def _predict_frame(variant: str, model, cfg, digest: str, prepared: PreparedData, data_cfg: DataConfig, split: str,
+                   rt: Runtime, progress: bool, info: dict) -> pd.DataFrame:
+    """The model's own predictions on ``split`` (from the cache when this checkpoint already predicted it)."""
     mode = f"-{prepared.aligned}-{prepared.detector}" if prepared.kind == "csv" else ""
     precision = rt.measure_precision_name  # ages differ by precision: one cache entry each
     cache = (prepared.work_dir / "predictions"
@@ -86,7 +101,7 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
 
             info["faces"] = face_counts(locate_faces(prepared, rows, progress))
         return prediction_frame(prepared, data_cfg, cached["row"].to_numpy(), cached["pred"].to_numpy(), variant,
-                                cached["sigma"].to_numpy() if "sigma" in cached else None), info
+                                cached["sigma"].to_numpy() if "sigma" in cached else None)
 
     images, located = model_inputs(prepared, rows, cfg.model.image_size, progress)
     if prepared.kind == "csv":
@@ -102,4 +117,4 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
     frame = prediction_frame(prepared, data_cfg, out["rows"], out["pred"], variant, out["sigma"])
     with atomic_path(cache) as tmp:
         frame.to_csv(tmp, index=False)
-    return frame, info
+    return frame

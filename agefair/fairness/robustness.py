@@ -45,6 +45,7 @@ from agefair.fairness.result import (
 )
 from agefair.models import runs
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint
+from agefair.models.posthoc import correction_of
 from agefair.models.runtime import Runtime, make_runtime, predict_loader
 
 CLEAN = ("clean", 0)
@@ -78,7 +79,7 @@ def _load_models(variants: list[str], runs_dir: Path, prepared: PreparedData, rt
         if meta.get("manifest_hash") not in (None, prepared.data_hash):
             raise AgefairError(f"{path} was trained on other data (manifest {meta['manifest_hash'][:12]}, "
                                f"audited data {prepared.data_hash[:12]})")
-        models[v] = (model.to(rt.device), cfg)
+        models[v] = (model.to(rt.device), cfg, correction_of(ckpt, str(path)))
         infos[v] = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "image_size": cfg.model.image_size,
                     "backbone": cfg.model.backbone, "head": cfg.model.head, "val_mae": ckpt.get("val_mae")}
     return models, infos
@@ -128,7 +129,7 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
                 t1 = time.perf_counter()
                 timings["corrupt_s"] += t1 - t0
                 for v, f in todo:
-                    model, cfg = models[v]
+                    model, cfg, _ = models[v]
                     loader = DataLoader(FaceDataset(nhwc, np.arange(len(rows)), ages), batch_size=batch_size)
                     res = predict_loader(model, loader, rt, cfg.train.loss, desc=f"{v} {cond[0]} {cond[1]}",
                                   progress=False)
@@ -141,7 +142,16 @@ def predict_conditions(variants: list[str], runs_dir: Path, prepared: PreparedDa
                 timings["predict_s"] += time.perf_counter() - t1
             bar.update(1)
     bar.close()
-    return out, infos, timings
+    return _corrected(out, models, prepared, rows), infos, timings
+
+
+def _corrected(out: dict, models: dict, prepared: PreparedData, rows: np.ndarray) -> dict:
+    """The calibrated variant's ages corrected per group, as the audit corrects them (the others as they are)."""
+    for v, (_, _, correction) in models.items():
+        if correction is not None:
+            attrs = {a: prepared.manifest[a].to_numpy()[rows] for a in correction.attributes}
+            out[v] = {cond: correction.apply(p, attrs).astype(np.float32) for cond, p in out[v].items()}
+    return out
 
 
 def group_summary(frame: pd.DataFrame, grouping: str, settings: AuditSettings) -> dict:

@@ -292,6 +292,7 @@ class VariantEntry(Record):
     coverage: Coverage = Coverage()
     audit: Audit = ExactAudit()
     timings: dict[str, float] = {}
+    uses_attributes: list[str] = []  # sensitive attributes the model reads at prediction time (calibrated)
 
     @property
     def external(self) -> bool:

@@ -23,6 +23,7 @@ import torch
 from agefair.core.errors import AgefairError
 from agefair.models.calibration import RunCalibration, load_run_calibration
 from agefair.models.checkpoint import file_sha256
+from agefair.models.posthoc import correction_of
 from agefair.models.runs import calibration_file
 
 ONNX_SUFFIX = ".onnx"
@@ -58,6 +59,16 @@ def predict_with_intervals(estimator: AgeEstimator, faces: np.ndarray) -> Estima
     return Estimates(ages, iv.lo, iv.hi, cal.coverage)
 
 
+def refuse_posthoc(ckpt: dict, path: str | Path) -> None:
+    """A post-hoc corrected model (the calibrated variant) needs each person's group, which a photo does not
+    give: one line naming the model to use instead."""
+    correction = correction_of(ckpt, str(path))
+    if correction is not None:
+        base = Path(path).parent.parent / correction.base / "model.pt"
+        raise AgefairError(f"{path}: corrects {correction.base}'s ages by each person's "
+                           f"{', '.join(correction.attributes)}, which a photo does not give; use {base}")
+
+
 def find_calibration(path: Path, sha256: str | None) -> tuple[RunCalibration | None, str]:
     """(the calibration at ``path`` if it is this model's, else None; a sentence saying which)."""
     if not path.exists():
@@ -91,7 +102,8 @@ class TorchEstimator:
         if threads:
             torch.set_num_threads(threads)
 
-        model, cfg, _ = model_from_checkpoint(checkpoint)
+        model, cfg, ckpt = model_from_checkpoint(checkpoint)
+        refuse_posthoc(ckpt, checkpoint)
         self.size = cfg.model.image_size
         self.rt = make_runtime("auto")
         model = model.to(self.rt.device)

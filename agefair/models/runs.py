@@ -60,9 +60,13 @@ def pick_best_run(runs_dir: Path) -> tuple[Path, str]:
     skipped: list[str] = []
     for path in candidates:
         try:
-            mae = load_checkpoint(path).get("val_mae")
+            ckpt = load_checkpoint(path)
         except AgefairError as exc:
             skipped.append(f"{path.parent.name} ({str(exc).removeprefix(f'{path}: ')})")
+            continue
+        mae = ckpt.get("val_mae")
+        if "posthoc" in ckpt:
+            skipped.append(f"{path.parent.name} (corrects ages by a sensitive attribute: needs each person's group)")
             continue
         if not isinstance(mae, (int, float)) or not math.isfinite(mae):
             skipped.append(f"{path.parent.name} (no validation MAE stored)")

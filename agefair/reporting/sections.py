@@ -258,6 +258,9 @@ def model_rows(summary: AuditSummary, variants: list[str]) -> list[dict]:
     for v in variants:
         e = summary.entry(v)
         notes = fmt_text(e.matching_text) if e.external else _faces_text(e.coverage.faces)
+        if e.uses_attributes:  # a post-hoc correction by group: the deployer must know these about each person
+            notes = "; ".join(x for x in (notes, f"uses each person's {', '.join(e.uses_attributes)} at prediction "
+                                                  f"time (post-hoc correction)") if x)
         rows.append({"variant": v,
                      "source": "predictions file" if e.external else "agefair variant" if e.source else MISSING,
                      "file": fmt_text(e.predictions.get("file")) if e.external else

@@ -49,6 +49,7 @@ from agefair.training.history import write_curves, write_history
 from agefair.training.loop import LoopSettings, train_one_epoch
 from agefair.training.objective_setup import make_objective
 from agefair.training.optim import make_optimizer, make_scheduler, scaled_config
+from agefair.training.posthoc_run import fit_calibrated
 from agefair.training.variants import VARIANTS, recorded_config, variant_config
 
 
@@ -376,8 +377,15 @@ def train_all(*, variants: list[str], cfg: TrainConfig, data_request: DataReques
     if ctx.is_main:
         ctx.barrier()
     options = RunOptions(Path(out_dir), limit, device, resume, overwrite, progress, conformal)
-    summaries = [train_variant(v, cfg, data_cfg=data_cfg, prepared=prepared, options=options, data=data, ctx=ctx)
-                 for v in variants]
+    summaries = []
+    for v in variants:
+        if VARIANTS[v].objective != "posthoc":
+            summaries.append(train_variant(v, cfg, data_cfg=data_cfg, prepared=prepared, options=options, data=data,
+                                           ctx=ctx))
+        elif ctx.is_main:  # no training: one process fits it
+            summaries.append(fit_calibrated(cfg=cfg, data_cfg=data_cfg, prepared=prepared, data=data, out_root=Path(out_dir),
+                                            device=device, resume=resume, overwrite=overwrite, progress=progress,
+                                            conformal=conformal))
     if ctx.world_size > 1:
         print(f"[rank {ctx.rank}/{ctx.world_size}] finished", flush=True)
     return summaries

@@ -73,7 +73,7 @@ class Variant:
     description: str
     sampling_weights: WeightFn | None = None  # -> WeightedRandomSampler over the training set
     loss_weights: WeightFn | None = None  # -> per-sample loss weights (mean 1)
-    objective: str = "mean"  # mean (weighted mean of the per-sample losses) | group_dro
+    objective: str = "mean"  # mean (weighted mean of the per-sample losses) | group_dro | posthoc (no training)
     configure: Callable[[TrainConfig], TrainConfig] | None = None  # the variant's changes to the config
 
 
@@ -87,6 +87,8 @@ def recorded_config(name: str, cfg: TrainConfig) -> dict:
         recorded.pop("group_dro")
     if cfg.train.loss != "bmse":
         recorded.pop("bmse")
+    if VARIANTS[name].objective != "posthoc":
+        recorded.pop("calibrated")
     return recorded
 
 
@@ -108,4 +110,6 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             objective="group_dro", configure=_group_dro_config),
     Variant("bmse", "Balanced MSE (batch Monte-Carlo) on the expected age, uniform sampling",
             configure=_bmse_config),
+    Variant("calibrated", "post-hoc group calibration of calibrated.base's ages (no training): a linear "
+            "correction per group of calibrated.attributes, fitted on the validation split", objective="posthoc"),
 ]}
