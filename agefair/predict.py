@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="times the detector doubles the image to find small faces (default: 1 for hog, 0 for cnn)")
     p.add_argument("--max-side", type=int, default=800, metavar="PX",
                    help="pictures larger than this are shrunk for detection; boxes are mapped back (default: 800)")
+    p.add_argument("--no-align", action="store_true",
+                   help="crop detected faces from the detector's box only (default: align them by their eye and nose "
+                        "landmarks, like UTKFace's chips)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
     p.add_argument("--out", metavar="FILE", help="write the output here (atomically) instead of to stdout")
     p.add_argument("--batch", type=int, default=64, metavar="N", help="faces per model batch (default: 64)")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"agefair: {note}", file=sys.stderr)
         print(f"agefair: model {checkpoint} ({why}); {estimator.calibration_note}", file=sys.stderr)
 
-    detection = Detection(args.detect, args.detector, upsample, args.max_side)
+    detection = Detection(args.detect, args.detector, upsample, args.max_side, align=not args.no_align)
     result = predict_files(files, estimator, detection=detection, batch=args.batch, on_first_read=announce)
     if len(result.unreadable) == len(files):
         more = f" (and {len(files) - 1} more)" if len(files) > 1 else ""

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=TRACKERS, default=d.tracker,
                    help="how boxes follow faces between detections: flow (optical flow, default), mil (OpenCV's "
                         "TrackerMIL, slow), none (boxes move only at detections)")
+    p.add_argument("--no-align", action="store_true",
+                   help="crop faces from their boxes only (default: align them by their eye and nose landmarks, like "
+                        "UTKFace's chips)")
     return p
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = VideoSettings(detect_every=positive("--detect-every", args.detect_every),
                              detect_width=positive("--detect-width", args.detect_width, 64),
                              upsample=args.upsample, age_every=positive("--age-every", args.age_every),
-                             smooth=positive("--smooth", args.smooth), tracker=args.tracker)
+                             smooth=positive("--smooth", args.smooth), tracker=args.tracker, align=not args.no_align)
     if not 0 <= args.upsample <= 3:
         raise AgefairError(f"--upsample must be between 0 and 3, got {args.upsample}")
     if args.max_frames is not None:

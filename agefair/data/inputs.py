@@ -108,7 +108,7 @@ def model_inputs(prepared: PreparedData, rows: np.ndarray, size: int,
         return images, locate_faces(prepared, rows, progress) if prepared.kind == "csv" else pd.DataFrame(
             {"file": prepared.manifest["file"].to_numpy()[rows], "how": "whole", "box": "", "faces": 0, "reason": ""},
             index=rows, columns=FACE_COLUMNS)
-    from agefair.data.faces import utk_crop
+    from agefair.data.align import aligned_crop
 
     located = locate_faces(prepared, rows, progress)
     images = np.zeros((len(prepared.manifest), size, size, 3), dtype=np.uint8)
@@ -121,5 +121,6 @@ def model_inputs(prepared: PreparedData, rows: np.ndarray, size: int,
         else:
             img, _ = open_rgb(path)
             box = tuple(int(v) for v in str(r["box"]).split(","))
-            images[row] = utk_crop(np.asarray(img, dtype=np.uint8), box, size, detector=prepared.detector)
+            # aligned by its landmarks like the chips (the box crop where none are found): agefair.data.align
+            images[row] = aligned_crop(np.asarray(img, dtype=np.uint8), box, size, detector=prepared.detector)[0]
     return images, located

@@ -89,7 +89,8 @@ def predict_variant(variant: str, checkpoint: Path, prepared: PreparedData, data
 def _predict_frame(variant: str, model, cfg, digest: str, prepared: PreparedData, data_cfg: DataConfig, split: str,
                    rt: Runtime, progress: bool, info: dict) -> pd.DataFrame:
     """The model's own predictions on ``split`` (from the cache when this checkpoint already predicted it)."""
-    mode = f"-{prepared.aligned}-{prepared.detector}" if prepared.kind == "csv" else ""
+    # detected faces are landmark-aligned (agefair.data.align): "-lm", so box-crop predictions are not reused
+    mode = f"-{prepared.aligned}-{prepared.detector}-lm" if prepared.kind == "csv" else ""
     precision = rt.measure_precision_name  # ages differ by precision: one cache entry each
     cache = (prepared.work_dir / "predictions"
              / f"{digest[:16]}-{prepared.data_hash[:12]}-{split}{mode}-{precision}.csv")

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from agefair.core.errors import AgefairError
 from agefair.core.io import neutralise_cell, special_file_reason, write_text_atomic
 from agefair.core.paths import IMAGE_SUFFIXES
+from agefair.data.align import aligned_crop
 from agefair.data.faces import crop_verdict, detect_faces, utk_crop
 from agefair.data.files import walk
 from agefair.data.images import ImageReadError, open_rgb
@@ -154,6 +155,7 @@ class Detection:
     detector: str = "hog"  # agefair.data.faces.DETECTORS
     upsample: int = 1
     max_side: int = 800  # larger pictures are shrunk for detection (boxes are mapped back)
+    align: bool = True  # detected faces aligned by their landmarks like UTKFace's chips (agefair.data.align)
 
 
 @dataclass
@@ -213,7 +215,12 @@ def add_faces(img: Image.Image, name: str, batcher: FaceBatcher, detection: Dete
         for i, box in enumerate(boxes):
             row = Row(name, face=i, box=box)
             result.rows.append(row)
-            batcher.add(row, utk_crop(rgb, box, batcher.size, detector=detection.detector))
+            if detection.align:
+                face, aligned = aligned_crop(rgb, box, batcher.size, detector=detection.detector)
+                row.status = "ok" if aligned else "ok (no landmarks: box crop, not aligned)"
+            else:
+                face = utk_crop(rgb, box, batcher.size, detector=detection.detector)
+            batcher.add(row, face)
             result.n_faces += 1
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from agefair.core.errors import AgefairError
 from agefair.core.io import atomic_path
+from agefair.data.align import aligned_crop
 from agefair.data.faces import _face_recognition, detect_faces, utk_crop
 from agefair.inference.estimator import AgeEstimator, load_estimator
 from agefair.inference.tracking import (
@@ -56,6 +57,7 @@ class VideoSettings:
     tracker: str = "flow"
     min_iou: float = 0.3  # a detection continues a track when their boxes overlap this much
     max_missed: int = 1  # detections in a row that may miss a tracked face before its track ends
+    align: bool = True  # faces aligned by their landmarks like UTKFace's chips (agefair.data.align)
 
 
 class StageTimes:
@@ -174,8 +176,11 @@ class FacePipeline:
         if not due:
             return
         size = self.estimator.size
-        # utk_crop is channel-agnostic: crop the BGR frame, then flip to RGB
-        crops = np.stack([utk_crop(frame, t.box, size, detector="hog")[..., ::-1] for t in due])
+        if self.s.align:  # landmarks on the RGB frame, then the chip warp (agefair.data.align)
+            rgb = np.ascontiguousarray(frame[..., ::-1])
+            crops = np.stack([aligned_crop(rgb, t.box, size)[0] for t in due])
+        else:  # utk_crop is channel-agnostic: crop the BGR frame, then flip to RGB
+            crops = np.stack([utk_crop(frame, t.box, size, detector="hog")[..., ::-1] for t in due])
         ages, spreads = self.estimator.predict_with_spread(np.ascontiguousarray(crops))
         self.model_calls += 1
         self.faces_estimated += len(due)
