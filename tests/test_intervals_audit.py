@@ -215,3 +215,15 @@ def test_age_group_labels_are_covered_when_the_interval_overlaps_the_group(check
     assert overlap > 0.9 > contains > 0  # meeting the group is easier than holding all of it
     (row,) = judge([rule(metric="coverage", min=0.5)], {"m": {"labels": "interval", "intervals": report.to_json()}})
     assert row["value"] == pytest.approx(overlap)
+
+
+def test_a_balanced_mse_softmax_is_no_distribution_and_its_old_calibration_is_replaced(checkpoint):
+    from agefair.models.calibration import interval_head
+
+    assert interval_head("expectation", "l1") == "expectation"
+    assert interval_head("expectation", "bmse") == "regression" and interval_head("regression", "l1") == "regression"
+    assert calibrated(checkpoint).calibration.marginal.score == "scaled"
+    again = run_calibration(checkpoint=checkpoint, settings=ConformalSettings(), val_pred=lambda: frame(3000, 1),
+                            head="regression", max_age=116, manifest_hash="m")
+    assert "treats the model's head as expectation" in again.source and again.file is not None
+    assert load_run_calibration(again.file).marginal.score == "abs"

@@ -48,6 +48,7 @@ from agefair.fairness.regression import Previous, check_same_data, compare_to, l
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
 from agefair.fairness.thresholds import judge, not_applicable
 from agefair.models import runs
+from agefair.models.calibration import interval_head
 from agefair.models.checkpoint import load_checkpoint
 from agefair.models.runtime import make_runtime
 
@@ -188,8 +189,10 @@ def _intervals(scope: _Scope, v: str, checkpoint: Path, pred: pd.DataFrame, info
     def val_pred() -> pd.DataFrame:
         return predict_variant(v, checkpoint, prepared, data_cfg, "val", rt, progress)[0]
 
-    calibrated = run_calibration(checkpoint=checkpoint, settings=scope.fair.conformal, val_pred=val_pred if own_val else None,
-                                 head=model_cfg["head"], max_age=model_cfg["max_age"], manifest_hash=prepared.data_hash)
+    head = interval_head(model_cfg["head"], info["config"].get("train", {}).get("loss", "l1"))
+    calibrated = run_calibration(checkpoint=checkpoint, settings=scope.fair.conformal,
+                                 val_pred=val_pred if own_val else None, head=head, max_age=model_cfg["max_age"],
+                                 manifest_hash=prepared.data_hash)
     if isinstance(calibrated, str):
         return IntervalsAudit(notes=[calibrated]).to_json()
     return audit_intervals(pred, calibrated, groupings=scope.groupings, settings=scope.settings).to_json()

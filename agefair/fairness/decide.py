@@ -41,22 +41,24 @@ def _p_text(p: float, adjusted: bool) -> str:
     return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}"
 
 
-def describe(row: Comparison, *, unit: str = "years", decimals: int = 1, alpha: float | None = None) -> str:
-    """The comparison in one sentence (B against the reference A)."""
+def describe(row: Comparison, *, unit: str = "years", decimals: int = 1, alpha: float | None = None,
+             scale: float = 1.0) -> str:
+    """The comparison in one sentence (B against the reference A); ``scale`` multiplies the difference and its
+    interval (100, with unit "percentage points", for a share such as a false-pass rate)."""
     adjusted = row.p_adjusted is not None
     p = row.p_adjusted if adjusted else row.p_value
     a = (1 - row.level) if alpha is None else alpha
-    lo, hi = row.ci
+    lo, hi = (x * scale for x in row.ci)
     ci = f"[{_num(lo, decimals)}, {_num(hi, decimals)}]"
     ptxt = _p_text(p, adjusted) if np.isfinite(p) else "no p-value"
     if not np.isfinite(row.difference):
         return f"`{row.model_b}` and `{row.model_a}` cannot be compared on the {row.subject} (too few rows)."
     if np.isfinite(p) and p < a:
         verb = "lowers" if row.difference < 0 else "raises"
-        size = f"{_num(abs(row.difference), decimals)} {unit}".rstrip()
+        size = f"{_num(abs(row.difference) * scale, decimals)} {unit}".rstrip()
         return f"`{row.model_b}` {verb} {row.subject} by {size} {ci} against `{row.model_a}` ({ptxt})."
     return (f"no detectable difference between `{row.model_b}` and `{row.model_a}` in the {row.subject} "
-            f"({_num(row.difference, decimals)} {ci}, {ptxt}).")
+            f"({_num(row.difference * scale, decimals)} {ci}, {ptxt}).")
 
 
 @dataclass(frozen=True)

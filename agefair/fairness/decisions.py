@@ -26,6 +26,7 @@ from agefair.fairness.compare import Comparison, adjust_bh, compare_many, row_er
 from agefair.fairness.decide import credibly_best_many, describe, minimum_detectable
 from agefair.fairness.decision_types import BestStatement, ComparisonRow, Comparisons, Verdict
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
+from agefair.fairness.specs import SHARE_METRICS
 
 SUBJECT = "subject"  # the prediction frames' cluster column, when the dataset names one
 
@@ -68,7 +69,9 @@ def _row(c: Comparison, table: str, power: float, gate: str | None = None) -> Co
     mde = float(minimum_detectable(c.se, level=c.level, power=power)) if np.isfinite(c.se) else None
     d = c.to_json()
     d.pop("n_boot", None), d.pop("n_perm", None)
-    return ComparisonRow(table=table, gate=gate, mde=mde, sentence=describe(c), **d)
+    share = d.get("metric") in SHARE_METRICS  # a rate (false pass): in percentage points, not years
+    sentence = describe(c, unit="percentage points", decimals=0, scale=100) if share else describe(c)
+    return ComparisonRow(table=table, gate=gate, mde=mde, sentence=sentence, **d)
 
 
 def _gate_calls(frame, names, reference, gates, groupings) -> list[tuple[str, dict]]:

@@ -42,7 +42,7 @@ class Calibrated:
     source: str
 
 
-def _read(path: Path, sha: str, settings: ConformalSettings) -> tuple[RunCalibration | None, str]:
+def _read(path: Path, sha: str, settings: ConformalSettings, head: str) -> tuple[RunCalibration | None, str]:
     """(the run's calibration if usable, else None; why not)."""
     if not path.exists():
         return None, "the run has no calibration.json"
@@ -52,6 +52,8 @@ def _read(path: Path, sha: str, settings: ConformalSettings) -> tuple[RunCalibra
         return None, f"its calibration.json is unreadable ({exc})"
     if cal.checkpoint_sha256 != sha:
         return None, "its calibration.json is of another checkpoint"
+    if cal.head != head:  # e.g. written before a Balanced-MSE softmax stopped counting as a distribution
+        return None, f"its calibration.json treats the model's head as {cal.head}, not {head}"
     if not cal.matches(settings):
         return cal, "its calibration.json has other settings than fairness.yaml's conformal: section"
     return cal, ""
@@ -66,7 +68,7 @@ def run_calibration(*, checkpoint: Path, settings: ConformalSettings, val_pred, 
     data the variant was trained on (its validation split is not at hand)."""
     path = runs.calibration_file(checkpoint)
     sha = file_sha256(checkpoint)
-    cal, why = _read(path, sha, settings)
+    cal, why = _read(path, sha, settings, head)
     if cal is not None and not why:
         return Calibrated(cal, path, f"read from {path}")
     if val_pred is None:

@@ -27,6 +27,14 @@ from agefair.models.conformal import Calibration, Intervals, calibrate, predict_
 MARGINAL = "marginal"
 
 
+def interval_head(head: str, loss: str) -> str:
+    """The head a calibration treats the model as: ``expectation`` only when its softmax over ages was
+    trained as a distribution (cross-entropy), so that its spread σ̂ means something; a model trained with
+    the Balanced MSE loss on its expected age (train.loss: bmse) has a softmax whose spread is no
+    uncertainty, and is calibrated like a regression head (abs score)."""
+    return "expectation" if head == "expectation" and loss != "bmse" else "regression"
+
+
 class RunCalibration(BaseModel):
     """Every calibrator of one checkpoint, with what it was fitted on."""
 
@@ -36,7 +44,7 @@ class RunCalibration(BaseModel):
     checkpoint_sha256: str
     manifest_hash: str | None  # the data whose validation split calibrated it
     split: Literal["val"] = "val"
-    head: Literal["expectation", "regression"]
+    head: Literal["expectation", "regression"]  # as interval_head() says: expectation = a trained distribution
     coverage: float
     created: str
     marginal: Calibration

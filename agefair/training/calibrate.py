@@ -8,7 +8,12 @@ from pathlib import Path
 
 from agefair.core.conformal_config import ConformalSettings
 from agefair.models import runs
-from agefair.models.calibration import RunCalibration, fit_run_calibration, save_run_calibration
+from agefair.models.calibration import (
+    RunCalibration,
+    fit_run_calibration,
+    interval_head,
+    save_run_calibration,
+)
 from agefair.models.checkpoint import file_sha256, load_checkpoint
 from agefair.models.runtime import Runtime, predict_loader
 from agefair.training.batches import TrainData, eval_loader
@@ -23,7 +28,8 @@ def calibrate_checkpoint(model, *, checkpoint: Path, data: TrainData, cfg, rt: R
     rows = out["rows"]
     groups = {g: data.manifest[g].to_numpy(dtype=object)[rows] for g in settings.mondrian if g in data.manifest}
     return fit_run_calibration(y=data.manifest["age"].to_numpy(float)[rows], pred=out["pred"], sigma=out["sigma"],
-                               groups=groups, settings=settings, head=cfg.model.head, max_age=cfg.model.max_age,
+                               groups=groups, settings=settings, head=interval_head(cfg.model.head, cfg.train.loss),
+                               max_age=cfg.model.max_age,
                                checkpoint_sha256=file_sha256(checkpoint), manifest_hash=manifest_hash)
 
 
