@@ -140,14 +140,15 @@ def test_presets_carry_the_new_sections_and_the_variants_configure_them():
     for preset in ("cpu", "reference"):
         cfg = validate(TrainConfig, read_yaml(WORKTREE_PRESETS / f"{preset}.yaml"), preset)
         assert cfg.group_dro.groups == ["ethnicity", "age_bin"] and cfg.bmse.learnable
-        assert cfg.variants == ["baseline", "oversample", "weighted", "lds"]
+        assert cfg.variants == ["baseline", "oversample", "weighted", "groupdro", "bmse", "calibrated"]
     cfg = TrainConfig(group_dro=GroupDROSettings(weight_decay=0.5))
     assert variant_config("groupdro", cfg).optim.weight_decay == 0.5
     assert variant_config("bmse", cfg).train.loss == "bmse"
     # the other variants record what they did before these sections existed (so their runs still resume)
     assert "group_dro" not in recorded_config("baseline", cfg) and "bmse" not in recorded_config("baseline", cfg)
     assert "group_dro" in recorded_config("groupdro", cfg) and "bmse" in recorded_config("bmse", variant_config("bmse", cfg))
-    assert list(VARIANTS)[-2:] == ["groupdro", "bmse"]
+    assert list(VARIANTS)[-3:] == ["groupdro", "bmse", "calibrated"]
+    assert "calibrated" not in recorded_config("groupdro", cfg) and "calibrated" in recorded_config("calibrated", cfg)
 
 
 # --------------------------------------------------------------------------- training runs

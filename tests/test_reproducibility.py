@@ -24,6 +24,9 @@ from agefair.core.errors import run_cli
 VOLATILE = {"generated", "seconds", "timings", "command", "reproduce", "checkpoint", "checkpoint_sha256",
             "data_dir", "thresholds_file", "torch_threads", "this_session_seconds", "git_dirty", "git_commit"}
 VOLATILE_HISTORY = {"seconds", "train_img_per_s"}
+# a variant's conformal calibration: where its calibration.json lies and that file's hash (it records the
+# checkpoint's hash and when it was made); its quantiles and every coverage number are results
+VOLATILE_CALIBRATION = {"file", "sha256", "source"}
 
 
 def cli(module: str, argv: list[str]) -> int:
@@ -37,7 +40,8 @@ def cli(module: str, argv: list[str]) -> int:
 def results_only(obj, key=None):
     """``obj`` without the volatile fields (recursively); history rows without their timings."""
     if isinstance(obj, dict):
-        drop = VOLATILE_HISTORY if key == "history_row" else VOLATILE
+        drop = (VOLATILE_HISTORY if key == "history_row" else
+                VOLATILE | VOLATILE_CALIBRATION if key == "calibration" else VOLATILE)
         return {k: results_only(v, "history" if k == "history" else k) for k, v in obj.items() if k not in drop}
     if isinstance(obj, list):
         return [results_only(v, "history_row" if key == "history" else None) for v in obj]

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import AgefairError
 from agefair.core.io import read_text, write_json_atomic
-from agefair.models.conformal import Calibration, Intervals, calibrate, predict_intervals
+from agefair.models.conformal import Calibration, Intervals, calibrate, predict_intervals, validated
 
 MARGINAL = "marginal"
 
@@ -106,11 +106,4 @@ def load_run_calibration(path: str | Path) -> RunCalibration:
         data = json.loads(read_text(path, "calibration"))
     except ValueError as exc:
         raise AgefairError(f"{path}: not JSON ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(data, dict):
-        raise AgefairError(f"{path}: not a calibration (a JSON object expected)")
-    try:
-        return RunCalibration.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or "top level"
-        raise AgefairError(f"{path}: not a valid calibration: {where}: {' '.join(str(e['msg']).split())}") from None
+    return validated(RunCalibration, data, str(path))

@@ -32,7 +32,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from agefair.core.errors import AgefairError
 
 ScoreKind = Literal["abs", "scaled", "cdf"]
 CALIBRATION_VERSION = 1
+M = TypeVar("M", bound=BaseModel)
 
 
 # --------------------------------------------------------------------------- the predicted distribution
@@ -185,15 +186,19 @@ class Calibration(BaseModel):
     @classmethod
     def from_json(cls, data, source: str = "calibration") -> Calibration:
         """``data`` (a dict) as a Calibration; a one-line AgefairError naming ``source`` when malformed."""
-        if not isinstance(data, dict):
-            raise AgefairError(f"{source}: not a calibration (a JSON object expected, got {type(data).__name__})")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            e = exc.errors()[0]
-            where = ".".join(str(x) for x in e["loc"]) or "top level"
-            msg = " ".join(str(e["msg"]).split())
-            raise AgefairError(f"{source}: not a valid calibration: {where}: {msg}") from None
+        return validated(cls, data, source)
+
+
+def validated(model: type[M], data, source: str) -> M:
+    """``data`` as ``model`` (a calibration); a one-line AgefairError naming ``source`` when it is not one."""
+    if not isinstance(data, dict):
+        raise AgefairError(f"{source}: not a calibration (a JSON object expected, got {type(data).__name__})")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "top level"
+        raise AgefairError(f"{source}: not a valid calibration: {where}: {' '.join(str(e['msg']).split())}") from None
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> None:
