@@ -192,7 +192,7 @@ def _intervals(scope: _Scope, v: str, checkpoint: Path, pred: pd.DataFrame, info
     head = interval_head(model_cfg["head"], info["config"].get("train", {}).get("loss", "l1"))
     calibrated = run_calibration(checkpoint=checkpoint, settings=scope.fair.conformal,
                                  val_pred=val_pred if own_val else None, head=head, max_age=model_cfg["max_age"],
-                                 manifest_hash=prepared.data_hash)
+                                 manifest_hash=prepared.data_hash, checkpoint_sha256=info["checkpoint_sha256"])
     if isinstance(calibrated, str):
         return IntervalsAudit(notes=[calibrated]).to_json()
     return audit_intervals(pred, calibrated, groupings=scope.groupings, settings=scope.settings).to_json()

@@ -60,14 +60,14 @@ def _read(path: Path, sha: str, settings: ConformalSettings, head: str) -> tuple
 
 
 def run_calibration(*, checkpoint: Path, settings: ConformalSettings, val_pred, head: str, max_age: int,
-                    manifest_hash: str | None) -> Calibrated | str:
+                    manifest_hash: str | None, checkpoint_sha256: str | None = None) -> Calibrated | str:
     """The variant's calibration, or a sentence saying why there is none.
 
     ``val_pred``: a callable giving the validation split's prediction frame (called only when the run's
     calibration.json is missing, stale or of other settings), or None when the audited data is not the
     data the variant was trained on (its validation split is not at hand)."""
     path = runs.calibration_file(checkpoint)
-    sha = file_sha256(checkpoint)
+    sha = checkpoint_sha256 or file_sha256(checkpoint)  # the audit has hashed it already
     cal, why = _read(path, sha, settings, head)
     if cal is not None and not why:
         return Calibrated(cal, path, f"read from {path}")

@@ -8,6 +8,8 @@ from agefair.fairness.result import AuditSummary
 from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_pct, fmt_text, grouping_title
 
 MARGINAL = "marginal"
+COVERED = {"exact": "the true age lies inside the interval",  # what "covered" means, per label kind
+           "overlap": "the interval overlaps the labelled age group (some age of the group is inside it)"}
 
 
 def _method_title(method: str) -> str:
@@ -72,7 +74,7 @@ def _over_confident(v: str, rep: CoverageReport, target: float) -> list[str]:
 def intervals_context(summary: AuditSummary, variants: list[str]) -> dict:
     """The section's tables and sentences (empty when no model has intervals)."""
     overview, groups, notes, calibration, low = [], {}, [], [], []
-    target = None
+    target = definition = None
     for v in variants:
         iv = getattr(summary.audit(v), "intervals", None)
         if iv is None:
@@ -81,6 +83,7 @@ def intervals_context(summary: AuditSummary, variants: list[str]) -> dict:
         if not iv.methods:
             continue
         target = iv.calibration.coverage
+        definition = definition or next(iter(iv.methods.values())).definitions[0]
         calibration.append({"variant": fmt_text(v), "source": fmt_text(iv.calibration.source),
                             "score": fmt_text(iv.calibration.score), "sha": fmt_text((iv.calibration.sha256 or "")[:12]),
                             "n": fmt_int(iv.calibration.calibrators[0].n if iv.calibration.calibrators else None)})
@@ -94,14 +97,4 @@ def intervals_context(summary: AuditSummary, variants: list[str]) -> dict:
             low += _over_confident(v, iv.methods[MARGINAL], iv.methods[MARGINAL].target)
     return {"overview": overview, "groups": list(groups.values()), "notes": notes, "calibration": calibration,
             "target": fmt_pct(target, 0) if target is not None else None, "over_confident": low,
-            "definition": _definition(summary, variants)}
-
-
-def _definition(summary: AuditSummary, variants: list[str]) -> str:
-    for v in variants:
-        iv = getattr(summary.audit(v), "intervals", None)
-        if iv is not None and iv.methods:
-            d = next(iter(iv.methods.values())).definitions[0]
-            return ("the true age lies inside the interval" if d == "exact" else
-                    "the interval overlaps the labelled age group (some age of the group is inside it)")
-    return ""
+            "definition": COVERED.get(definition, "")}

@@ -25,11 +25,18 @@ def calibrate_checkpoint(model, *, checkpoint: Path, data: TrainData, cfg, rt: R
     model.load_state_dict(load_checkpoint(checkpoint)["model"])
     out = predict_loader(model, eval_loader(data, data.val_rows, cfg, rt), rt, cfg.train.loss,
                          desc="calibrating (val)", progress=progress)
-    rows = out["rows"]
+    return calibrate_rows(data=data, rows=out["rows"], pred=out["pred"], sigma=out["sigma"],
+                          head=interval_head(cfg.model.head, cfg.train.loss), max_age=cfg.model.max_age,
+                          settings=settings, checkpoint=checkpoint, manifest_hash=manifest_hash)
+
+
+def calibrate_rows(*, data: TrainData, rows, pred, sigma, head: str, max_age: int, settings: ConformalSettings,
+                   checkpoint: Path, manifest_hash: str | None) -> RunCalibration:
+    """The calibration of ``checkpoint`` from its predictions ``pred`` (spreads ``sigma``) of the validation
+    manifest ``rows``: true ages and the Mondrian groupings' labels read from the manifest."""
     groups = {g: data.manifest[g].to_numpy(dtype=object)[rows] for g in settings.mondrian if g in data.manifest}
-    return fit_run_calibration(y=data.manifest["age"].to_numpy(float)[rows], pred=out["pred"], sigma=out["sigma"],
-                               groups=groups, settings=settings, head=interval_head(cfg.model.head, cfg.train.loss),
-                               max_age=cfg.model.max_age,
+    return fit_run_calibration(y=data.manifest["age"].to_numpy(float)[rows], pred=pred, sigma=sigma, groups=groups,
+                               settings=settings, head=head, max_age=max_age,
                                checkpoint_sha256=file_sha256(checkpoint), manifest_hash=manifest_hash)
 
 

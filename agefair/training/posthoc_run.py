@@ -20,11 +20,12 @@ from agefair.core.errors import AgefairError
 from agefair.core.io import write_json_atomic, write_text_atomic
 from agefair.data.prepare import PreparedData
 from agefair.models import runs
-from agefair.models.calibration import fit_run_calibration, interval_head, save_run_calibration
+from agefair.models.calibration import interval_head, save_run_calibration
 from agefair.models.checkpoint import file_sha256, model_from_checkpoint, save_checkpoint
 from agefair.models.posthoc import fit_group_correction
 from agefair.models.runtime import make_runtime, predict_loader
 from agefair.training.batches import TrainData, eval_loader
+from agefair.training.calibrate import calibrate_rows
 
 
 def _base_checkpoint(out_root: Path, cfg: TrainConfig, prepared: PreparedData) -> tuple[Path, dict]:
@@ -101,11 +102,10 @@ def fit_calibrated(*, cfg: TrainConfig, data_cfg: DataConfig, prepared: Prepared
                "correction": correction.model_dump(mode="json")}
     write_json_atomic(out / runs.SUMMARY, summary)
     if conformal.enabled:
-        groups = {g: data.manifest[g].to_numpy(dtype=object)[rows] for g in conformal.mondrian if g in data.manifest}
-        cal = fit_run_calibration(y=y, pred=corrected, sigma=va["sigma"], groups=groups, settings=conformal,
-                                  head=interval_head(ckpt["config"]["model"]["head"], ckpt["config"]["train"]["loss"]),
-                                  max_age=cfg.model.max_age,
-                                  checkpoint_sha256=file_sha256(out / runs.BEST), manifest_hash=prepared.data_hash)
+        cal = calibrate_rows(data=data, rows=rows, pred=corrected, sigma=va["sigma"],
+                             head=interval_head(ckpt["config"]["model"]["head"], ckpt["config"]["train"]["loss"]),
+                             max_age=cfg.model.max_age, settings=conformal, checkpoint=out / runs.BEST,
+                             manifest_hash=prepared.data_hash)
         save_run_calibration(cal, runs.calibration_file(out / runs.BEST))
     print(f"[calibrated] {s.base} corrected per {' x '.join(s.attributes)} ({len(correction.groups)} groups, "
           f"{sum(g.pooled for g in correction.groups)} pooled): validation MAE {mae_before:.3f} -> {mae_after:.3f}; "
