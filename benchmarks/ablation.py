@@ -7,7 +7,7 @@ baseline --preset cpu --config OVERRIDE``), one after another (never two at once
 slow each other down many times), and reads the best validation MAE and the training time from the run's
 summary.json. A row whose run folder already holds a finished run is read, not trained again. ``flip-tta``
 trains nothing: it evaluates the ``preset`` row's checkpoint on the validation split with each image's
-mirror image averaged in. Prints a markdown table with the machine's CPU capability.
+mirror image averaged in (``flip-tta ROW``: that row's checkpoint). Prints a markdown table with the machine's CPU capability.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ ROWS = {  # name -> override of the cpu preset (None: the preset itself)
     "10 epochs": {"train": {"epochs": 10}},
     "lr 0.005": {"optim": {"lr": 0.005}},
     "weight decay 0.01": {"optim": {"weight_decay": 0.01}},
+    "EMA 0.995": {"train": {"ema_decay": 0.995}},
+    "label sigma 2": {"train": {"label_sigma": 2.0}},
+    "mixup 0.2": {"augment": {"mixup": 0.2}},
+    "framing jitter": {"augment": {"scale": 0.1, "translate": 0.05}},
+    "64px 6 epochs": {"model": {"image_size": 64}, "train": {"epochs": 6}},
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +63,7 @@ def flip_tta(checkpoint: Path, a) -> dict:
     from agefair.models.network import to_input
 
     model, cfg, _ = model_from_checkpoint(checkpoint)
+    model.eval().flip_tta = False  # the two passes are made here, each image and its mirror apart
     prepared = prepare(Path(a.data), load_data_config(), work_root=a.work, progress=False)
     images = build_image_cache(prepared.data_dir, prepared.manifest, prepared.data_hash, cfg.model.image_size,
                                prepared.work_dir, progress=False)
@@ -85,8 +91,9 @@ def main() -> None:
     names = a.only or [*ROWS, "flip-tta"]
     results = {}
     for name in names:
-        if name == "flip-tta":
-            results[name] = flip_tta(Path(a.out) / "preset" / "baseline" / "model.pt", a)
+        if name.startswith("flip-tta"):
+            row = name.removeprefix("flip-tta").strip() or "preset"
+            results[name] = flip_tta(Path(a.out) / row.replace(" ", "_") / "baseline" / "model.pt", a)
         else:
             results[name] = train(name, ROWS[name], a)
     print(f"\nCPU capability: {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}")

@@ -9,7 +9,8 @@ detects the faces (HOG, upsample 1), keeps the detection nearest the pasted face
 from the box crop (agefair.data.faces.utk_crop) and from the landmark-aligned crop
 (agefair.data.align.aligned_crop). Prints, overall and per ethnicity: the share of faces found and the
 mean |age(re-posed) - age(chip)| for each crop, the chip's own age being the model's age for the
-original chip read whole.
+original chip read whole; and the absolute error against the label of the chip and of the aligned crop
+(a model that drifted little but erred much would show there).
 """
 
 from __future__ import annotations
@@ -86,17 +87,22 @@ def main() -> None:
         ages = est.predict(np.stack(crops))
         rows.append({"ethnicity": r["ethnicity"], "found": box is not None, "landmarks": aligned,
                      "box_diff": abs(ages[1] - ages[0]) if box is not None else np.nan,
-                     "aligned_diff": abs(ages[2] - ages[0]) if box is not None else np.nan})
+                     "aligned_diff": abs(ages[2] - ages[0]) if box is not None else np.nan,
+                     "chip_err": abs(ages[0] - r["age"]) if box is not None else np.nan,
+                     "aligned_err": abs(ages[2] - r["age"]) if box is not None else np.nan})
     df = pd.DataFrame(rows)
     table = df.groupby("ethnicity").agg(n=("found", "size"), found=("found", "mean"), landmarks=("landmarks", "mean"),
-                                        box=("box_diff", "mean"), aligned=("aligned_diff", "mean"))
+                                        box=("box_diff", "mean"), aligned=("aligned_diff", "mean"),
+                                        chip_err=("chip_err", "mean"), aligned_err=("aligned_err", "mean"))
     table.loc["all"] = [len(df), df["found"].mean(), df["landmarks"].mean(), df["box_diff"].mean(),
-                        df["aligned_diff"].mean()]
+                        df["aligned_diff"].mean(), df["chip_err"].mean(), df["aligned_err"].mean()]
     print(f"{len(df)} test chips re-posed (±30°, 0.6-1.3x, over blurred chips); model {a.model}")
-    print("| ethnicity | n | faces found | with landmarks | mean |age - chip age|, box crop | aligned crop |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| ethnicity | n | faces found | with landmarks | mean |age - chip age|, box crop | aligned crop "
+          "| MAE vs label, chip | aligned crop |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, t in table.iterrows():
-        print(f"| {name} | {int(t['n'])} | {t['found']:.0%} | {t['landmarks']:.0%} | {t['box']:.2f} | {t['aligned']:.2f} |")
+        print(f"| {name} | {int(t['n'])} | {t['found']:.0%} | {t['landmarks']:.0%} | {t['box']:.2f} | {t['aligned']:.2f} "
+              f"| {t['chip_err']:.2f} | {t['aligned_err']:.2f} |")
 
 
 if __name__ == "__main__":

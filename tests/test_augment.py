@@ -61,3 +61,40 @@ def test_same_generator_seed_same_output():
     a = aug(x, torch.Generator().manual_seed(5))
     b = aug(x, torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+def square_batch(n=64, size=33):
+    x = torch.zeros(n, 3, size, size)
+    x[:, :, 12:21, 12:21] = 1.0  # a centred 9x9 square
+    return x
+
+
+def test_scale_zooms_each_image_within_its_range():
+    x = square_batch()
+    y = BatchAugment(AugmentSection(**{**OFF, "scale": 0.2}))(x, torch.Generator().manual_seed(4))
+    area = y[:, 0].sum((1, 2)) / x[:, 0].sum((1, 2))  # zoom z scales the square's area by z^2
+    assert torch.all((area > 0.8**2 - 0.08) & (area < 1.2**2 + 0.08))
+    assert float(area.min()) < 0.85 and float(area.max()) > 1.15  # both ways
+    centre = (y[:, 0] * torch.arange(33.0)).sum((1, 2)) / y[:, 0].sum((1, 2))
+    assert torch.allclose(centre, torch.full_like(centre, 16.0), atol=0.05)  # about the centre
+
+
+def test_translate_shifts_each_image_by_at_most_its_share():
+    x = square_batch()
+    y = BatchAugment(AugmentSection(**{**OFF, "translate": 0.1}))(x, torch.Generator().manual_seed(5))
+    w = y[:, 0]
+    cx = (w * torch.arange(33.0)).sum((1, 2)) / w.sum((1, 2))
+    cy = (w * torch.arange(33.0)[:, None]).sum((1, 2)) / w.sum((1, 2))
+    shift = torch.stack([cx, cy], 1) - 16.0
+    assert float(shift.abs().max()) <= 0.1 * 33 + 0.2
+    assert float(shift.abs().max()) > 0.6 * 0.1 * 33  # the range is used
+    assert float(torch.corrcoef(shift.T)[0, 1].abs()) < 0.5  # x and y drawn independently
+    assert torch.allclose(w.sum((1, 2)), x[:, 0].sum((1, 2)), rtol=0.02)  # a shift keeps the square whole
+
+
+def test_scale_and_translate_off_leave_the_rotation_draws_unchanged():
+    x = batch()
+    rot = AugmentSection(**{**OFF, "rotation": 15.0})
+    same = AugmentSection(**{**OFF, "rotation": 15.0, "scale": 0.0, "translate": 0.0})
+    assert torch.equal(BatchAugment(rot)(x, torch.Generator().manual_seed(6)),
+                       BatchAugment(same)(x, torch.Generator().manual_seed(6)))

@@ -35,9 +35,10 @@ def test_reference_preset_is_the_reference_recipe():
 
 def test_cpu_preset():
     cfg = load_train_config("cpu")
-    assert cfg.model.backbone == "resnet18" and cfg.model.image_size == 48
+    assert cfg.model.backbone == "resnet18" and cfg.model.image_size == 64 and cfg.model.flip_tta
     assert cfg.optim.optimizer == "adamw" and cfg.optim.schedule == "onecycle"
-    assert cfg.train.epochs == 7 and cfg.train.patience == 5
+    assert cfg.train.epochs == 6 and cfg.train.patience == 5
+    assert cfg.train.ema_decay == 0 and cfg.train.label_sigma == 0 and cfg.augment.mixup == 0
 
 
 def test_default_preset_is_reference():

@@ -23,7 +23,7 @@ from agefair.models.network import create_model
 from agefair.models.runtime import make_runtime
 from agefair.training.batches import load_train_data
 from agefair.training.distributed import DistContext
-from agefair.training.trainer import evaluate
+from agefair.training.evaluate import evaluate
 
 VARIANT = "oversample"  # the sampler whose semantics sharding could break
 EPOCHS = 2

@@ -29,8 +29,9 @@ from agefair.predict import main as predict_main
 SIZE = 32
 
 
-def write_checkpoint(path: Path, head: str) -> Path:
-    cfg = TrainConfig(model=ModelConfig(backbone="resnet18", image_size=SIZE, head=head, pretrained="none"))
+def write_checkpoint(path: Path, head: str, flip_tta: bool = False) -> Path:
+    cfg = TrainConfig(model=ModelConfig(backbone="resnet18", image_size=SIZE, head=head, pretrained="none",
+                                        flip_tta=flip_tta))
     torch.manual_seed(0)
     model = create_model(cfg.model)
     if head == "regression":  # the regression head starts at a constant 33: give it a slope
@@ -58,17 +59,19 @@ def run(main, argv, capsys) -> tuple[int, str, str]:
     return exc.value.code, out, err
 
 
-@pytest.fixture(scope="module", params=["expectation", "regression"])
+@pytest.fixture(scope="module", params=["expectation", "regression", "expectation+flip_tta"])
 def exported(request, tmp_path_factory) -> tuple[Path, Path, str]:
-    """(checkpoint, its ONNX export, head), exported through the CLI."""
-    folder = tmp_path_factory.mktemp(f"export-{request.param}")
-    ckpt = write_checkpoint(folder / "model.pt", request.param)
-    write_calibration(ckpt, request.param)
+    """(checkpoint, its ONNX export, head), exported through the CLI; flip_tta: the mirror image averaged in
+    (the exported graph does it too)."""
+    head, _, tta = request.param.partition("+")
+    folder = tmp_path_factory.mktemp(f"export-{head}{tta}")
+    ckpt = write_checkpoint(folder / "model.pt", head, flip_tta=bool(tta))
+    write_calibration(ckpt, head)
     onnx_path = folder / "model.onnx"
     with pytest.raises(SystemExit) as exc:
         run_cli(export_main, ["--model", str(ckpt), "--onnx", str(onnx_path)])
     assert exc.value.code == 0
-    return ckpt, onnx_path, request.param
+    return ckpt, onnx_path, head
 
 
 def test_onnx_matches_torch_on_a_batch(exported):
@@ -93,6 +96,9 @@ def test_onnx_matches_torch_on_a_batch(exported):
         assert np.abs(got - expected).max() <= PARITY_TOLERANCE, (got, expected)
     faces = rng.integers(0, 256, (8, SIZE, SIZE, 3), dtype=np.uint8)
     assert np.ptp(torch_est.predict(faces)) > 0.1  # the ages differ per face: the comparison means something
+    if torch_est.model.flip_tta:  # both average each face with its mirror image
+        mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+        assert np.abs(onnx_est.predict(faces) - onnx_est.predict(mirrored)).max() <= PARITY_TOLERANCE
 
 
 def test_predict_with_onnx_gives_the_same_rows(exported, tmp_path, capsys):

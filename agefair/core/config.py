@@ -195,6 +195,9 @@ class ModelConfig(StrictModel):
     pretrained: Literal["none", "imagenet"] = "none"
     image_size: int = Field(128, ge=32, le=512)
     max_age: int = Field(116, ge=1, le=150)  # the expectation head has one class per age 0..max_age
+    # in eval mode, each image's output is averaged with its mirror image's (the expectation head's age
+    # distributions; the regression head's ages): every prediction, validation included, costs two passes
+    flip_tta: bool = False
 
 
 class OptimConfig(StrictModel):
@@ -221,6 +224,12 @@ class LoopConfig(StrictModel):
     compile: bool = False
     num_workers: int = Field(0, ge=0, le=64)
     seed: int = Field(0, ge=0)
+    # exponential moving average of the weights, updated every step; validation, model.pt and every
+    # prediction use the average (agefair.training.ema). 0: off
+    ema_decay: float = Field(0.0, ge=0, lt=1)
+    # expectation head: cross-entropy against a Gaussian over ages of this width in years (label-distribution
+    # learning) instead of the one-hot integer age. 0: one-hot
+    label_sigma: float = Field(0.0, ge=0, le=20)
 
 
 class AugmentSection(StrictModel):
@@ -230,6 +239,9 @@ class AugmentSection(StrictModel):
     contrast: float = Field(0.2, ge=0, le=1)
     saturation: float = Field(0.2, ge=0, le=1)
     hue: float = Field(0.0, ge=0, le=0.5)
+    scale: float = Field(0.0, ge=0, lt=1)  # zoom by a factor in [1 - scale, 1 + scale] (the crop's framing)
+    translate: float = Field(0.0, ge=0, le=0.5)  # shift by up to this share of the image, in x and y
+    mixup: float = Field(0.0, ge=0, le=10)  # mixup's Beta(a, a) parameter a (a batch's images and losses mixed); 0: off
 
 
 class ImbalanceConfig(StrictModel):

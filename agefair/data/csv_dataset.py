@@ -90,7 +90,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return read_csv_text(path, "labels file")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
         return True
@@ -104,8 +104,8 @@ def age_column_kind(values: pd.Series, aliases: dict[str, str] | None = None) ->
     exact ages otherwise. One stray value (``unknown``, ``n/a``) never turns a column of ages into age
     groups: its row is dropped as bad_age and counted."""
     cells = [v.strip() for v in values if v.strip()]
-    numbers = sum(_is_number(v) for v in cells)
-    groups = sum(not _is_number(v) and parse_age_group(v, aliases) is not None for v in cells)
+    numbers = sum(is_number(v) for v in cells)
+    groups = sum(not is_number(v) and parse_age_group(v, aliases) is not None for v in cells)
     return "interval" if groups > numbers else "exact"
 
 
@@ -125,7 +125,7 @@ def outside_folder(file: str) -> bool:
     return False
 
 
-def _age_column(path: Path, frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[str, str]:
+def age_column(path: Path, frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[str, str]:
     """(column, 'exact' | 'interval')."""
     hint = "map it in the dataset config (--dataset-config), e.g. columns: {age: AGE} or columns: {age_group: GROUP}"
     cols = list(frame.columns)
@@ -141,7 +141,7 @@ def _age_column(path: Path, frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[st
     raise AgefairError(f"{path}: no 'age' or 'age_group' column (columns: {', '.join(cols)}); {hint}")
 
 
-def _attributes(path: Path, cols: list[str], cfg: DatasetConfig, age_col: str) -> list[str]:
+def attribute_columns(path: Path, cols: list[str], cfg: DatasetConfig, age_col: str) -> list[str]:
     """The sensitive-attribute columns: the config's list, else every column but the image, age and ignored."""
     image = cfg.columns.image
     if cfg.columns.attributes is not None:
@@ -167,8 +167,8 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
     if image not in cols:
         raise AgefairError(f"{path}: no image-path column {image!r} (columns: {', '.join(cols)}); "
                            f"map it in the dataset config (--dataset-config), e.g. columns: {{image: PATH_COLUMN}}")
-    age_col, kind = _age_column(path, frame, cfg)
-    attributes = _attributes(path, cols, cfg, age_col)
+    age_col, kind = age_column(path, frame, cfg)
+    attributes = attribute_columns(path, cols, cfg, age_col)
     subject = cfg.columns.subject
     if subject is not None and subject not in cols:
         raise AgefairError(f"{path}: no subject column {subject!r} (columns: {', '.join(cols)})")
@@ -195,7 +195,7 @@ def read_labels(path: Path, cfg: DatasetConfig, max_age: int) -> CsvLabels:
         rec = {"line": line, "file": file}
         raw = str(values[age_col]).strip()
         if kind == "exact":
-            age = float(raw) if _is_number(raw) else np.nan
+            age = float(raw) if is_number(raw) else np.nan
             if not (0 <= age <= max_age):  # NaN and inf fail too
                 flag(file, "bad_age", f"line {line}: age {raw!r} not a number in 0..{max_age}")
                 continue

@@ -41,7 +41,7 @@ from agefair.core.config import DataConfig, DatasetConfig
 from agefair.core.errors import AgefairError
 from agefair.core.io import read_csv_text, special_file_reason
 from agefair.data.age_groups import parse_age_group
-from agefair.data.csv_dataset import _age_column, _attributes, _is_number, dataset_groupings
+from agefair.data.csv_dataset import age_column, attribute_columns, dataset_groupings, is_number
 
 ID_COLUMNS = ("file", "id", "image", "path", "filename", "image_path", "img")
 PRED_PREFIX = "pred_"
@@ -133,7 +133,7 @@ def _numbers(col: pd.Series) -> np.ndarray:
     odd = np.isnan(out) & (text != "").to_numpy()  # what pandas does not read ('1_000', 'inf '...): as float() does
     if odd.any():
         uniq = pd.unique(text[odd])
-        values = {u: float(u) if _is_number(u) else np.nan for u in uniq}
+        values = {u: float(u) if is_number(u) else np.nan for u in uniq}
         out[odd] = text[odd].map(values).to_numpy(dtype=float)
     return out
 
@@ -143,8 +143,8 @@ def _age_kind(col: pd.Series, aliases: dict[str, str]) -> str:
     if pd.api.types.is_numeric_dtype(col):
         return "exact"
     counts = _text(col).value_counts()
-    numbers = sum(c for v, c in counts.items() if v and _is_number(v))
-    groups = sum(c for v, c in counts.items() if v and not _is_number(v) and parse_age_group(v, aliases) is not None)
+    numbers = sum(c for v, c in counts.items() if v and is_number(v))
+    groups = sum(c for v, c in counts.items() if v and not is_number(v) and parse_age_group(v, aliases) is not None)
     return "interval" if groups > numbers else "exact"
 
 
@@ -325,10 +325,10 @@ def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bo
     if cfg.columns.age is None and cfg.columns.age_group is None and "age" in columns:
         age_col, kind = "age", _age_kind(frame["age"], cfg.age_group_labels)
     else:
-        age_col, kind = _age_column(path, label_frame.iloc[:0], cfg)
+        age_col, kind = age_column(path, label_frame.iloc[:0], cfg)
     if age_col in models.values():
         raise AgefairError(f"{path}: column {age_col!r} is the labels, not a model's predictions")
-    attrs = _attributes(path, list(label_frame.columns), cfg, age_col)
+    attrs = attribute_columns(path, list(label_frame.columns), cfg, age_col)
     return id_col, age_col, kind, models, attrs
 
 

@@ -69,7 +69,8 @@ def heatmaps_and_ages(model: AgeModel, images_uint8: np.ndarray,
     if n == 0:
         return maps, ages
     device = next(model.parameters()).device
-    was_training = model.training
+    was_training, flip_tta = model.training, model.flip_tta
+    model.flip_tta = False  # one pass per image: the map explains the image itself, not its mirror
     flags = [(p, p.requires_grad) for p in model.parameters()]
     target = AgeTarget(model)
     cam = GradCAM(model=model, target_layers=[model.target_layer])  # registers hooks; sets eval mode
@@ -91,9 +92,25 @@ def heatmaps_and_ages(model: AgeModel, images_uint8: np.ndarray,
         for p, flag in flags:
             p.requires_grad_(flag)
         model.train(was_training)
+        model.flip_tta = flip_tta
+    if flip_tta:  # the age every other command reports: the mirror image's averaged in
+        ages = mirrored_ages(model, images, device)
     np.nan_to_num(maps, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(maps, 0.0, 1.0, out=maps)
     return maps, ages
+
+
+@torch.no_grad()
+def mirrored_ages(model: AgeModel, images: np.ndarray, device: torch.device) -> np.ndarray:
+    """The model's ages of uint8 (N, H, W, 3) images in eval mode and fp32, with its test-time averaging."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = to_input(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).to(device)
+        with torch.autocast(device_type=device.type, enabled=False):
+            return model.predict(x).float().cpu().numpy()
+    finally:
+        model.train(was_training)
 
 
 def heatmaps(model: AgeModel, images_uint8: np.ndarray, batch_size: int = 16) -> np.ndarray:

@@ -5,10 +5,13 @@
   the softmax's expected value (Paplham & Franc, CVPR 2024, found this beats plain regression).
 
 Inputs are float images in [0, 1], NCHW; ``to_input`` turns the datasets' uint8 batches into that.
+With ``model.flip_tta`` the model averages, in eval mode, each image's output with its mirror image's
+(test-time augmentation); everything that predicts calls ``forward``, so every prediction does it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -44,6 +47,7 @@ class AgeModel(nn.Module):
         super().__init__()
         self.head_kind = cfg.head
         self.max_age = cfg.max_age
+        self.flip_tta = cfg.flip_tta
         self.normalize = Normalize()
         self.backbone = backbone
         out = 1 if cfg.head == "regression" else cfg.max_age + 1
@@ -54,8 +58,17 @@ class AgeModel(nn.Module):
             nn.init.constant_(self.head.bias, 33.0)  # UTKFace's mean age: start near the answer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw head output: (N, 1) age for regression, (N, max_age+1) logits for expectation."""
-        return self.head(self.backbone(self.normalize(x)))
+        """Raw head output: (N, 1) age for regression, (N, max_age+1) logits for expectation. In eval mode
+        with ``flip_tta``: the average with the mirror image's output (the expectation head's as the log of
+        the two softmax distributions' mean, so ``expected_age`` and ``spread`` are the mixture's)."""
+        out = self.head(self.backbone(self.normalize(x)))
+        if not self.flip_tta or self.training:
+            return out
+        mirrored = self.head(self.backbone(self.normalize(x.flip(-1))))
+        if self.head_kind == "regression":
+            return (out + mirrored) / 2
+        pair = torch.stack([torch.log_softmax(out.float(), 1), torch.log_softmax(mirrored.float(), 1)])
+        return torch.logsumexp(pair, 0) - math.log(2.0)
 
     def expected_age(self, out: torch.Tensor) -> torch.Tensor:
         """Predicted age in years, (N,), from ``forward``'s output."""

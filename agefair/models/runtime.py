@@ -82,14 +82,21 @@ def make_runtime(device: str = "auto", precision: str = "auto", channels_last: b
     return Runtime(dev, PRECISIONS[precision], channels_last, PRECISIONS[measure_precision])
 
 
-def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str) -> torch.Tensor:
+def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss: str, *,
+                    label_sigma: float = 0.0) -> torch.Tensor:
     """Loss of each sample: cross-entropy over integer ages (expectation head) or L1 / smooth-L1.
 
-    ``bmse`` (Balanced MSE, a batch-level training loss: agefair.training.objectives) is evaluated as the
-    squared error of the expected age, the plain MSE it rebalances, for either head."""
+    ``label_sigma`` > 0 (expectation head): the cross-entropy's target is a Gaussian over ages of that
+    width in years, centred on the label, instead of the one-hot rounded age (label-distribution learning,
+    Gao et al., IEEE TIP 2017). ``bmse`` (Balanced MSE, a batch-level training loss:
+    agefair.training.objectives) is evaluated as the squared error of the expected age, the plain MSE it
+    rebalances, for either head."""
     if loss == "bmse":
         return (model.expected_age(out) - ages.float()) ** 2
     if model.head_kind == "expectation":
+        if label_sigma > 0:
+            target = torch.softmax(-(model.ages[None, :] - ages.float()[:, None]) ** 2 / (2 * label_sigma**2), dim=1)
+            return F.cross_entropy(out.float(), target, reduction="none")
         target = ages.round().long().clamp_(0, model.max_age)
         return F.cross_entropy(out.float(), target, reduction="none")
     pred = out[:, 0].float()

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from agefair.models.network import AgeModel
 from agefair.models.runtime import Runtime
+from agefair.training.ema import WeightEMA
 from agefair.training.objectives import MeanLoss, Objective
 
 SYNC_EVERY = 20  # batches between progress-bar updates (each one waits for the device)
@@ -30,6 +31,8 @@ class LoopSettings:
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # agefair.training.augment.BatchAugment
     progress: bool = True
     objective: Objective | None = None  # None: MeanLoss(loss_name, loss_weights)
+    ema: WeightEMA | None = None  # stepped after every optimiser step
+    mixup: float = 0.0  # mixup's Beta(a, a) parameter; 0: off
 
     def batch_objective(self) -> Objective:
         return self.objective or MeanLoss(self.loss_name, self.loss_weights)
@@ -62,9 +65,12 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
             if rt.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
         y = ages.to(rt.device, non_blocking=True)
+        lam, perm = mixup_draw(len(y), settings.mixup)
+        if perm is not None:
+            x = lam * x + (1 - lam) * x[perm.to(x.device)]
         with rt.autocast():
             out = net(x)
-        loss = objective(model, out, y, rows)
+        loss = mixed_loss(objective, model, out, y, rows, lam, perm)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -75,6 +81,8 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
             loss.backward()
             objective.after_backward()
             optimizer.step()
+        if settings.ema is not None:
+            settings.ema.step()
         if scheduler is not None and settings.step_per_batch:
             scheduler.step()
         with torch.no_grad():
@@ -88,3 +96,22 @@ def train_one_epoch(model: AgeModel, loader: DataLoader, optimizer: torch.optim.
     seconds = time.perf_counter() - start
     return {"loss": total_loss / max(n, 1), "mae": total_abs / max(n, 1), "n": n, "seconds": seconds,
             "img_per_s": n / seconds if seconds > 0 else 0.0}
+
+
+def mixup_draw(n: int, alpha: float) -> tuple[float, torch.Tensor | None]:
+    """Mixup (Zhang et al., ICLR 2018) for one batch: the weight lambda ~ Beta(alpha, alpha) of each image and
+    the permutation that pairs it with another; (1.0, None) when alpha is 0. Drawn from torch's global
+    generator, which the trainer seeds per epoch."""
+    if alpha <= 0 or n < 2:
+        return 1.0, None
+    g = torch.distributions.Gamma(torch.tensor([alpha, alpha]), torch.tensor([1.0, 1.0])).sample()
+    return float(g[0] / g.sum()), torch.randperm(n)
+
+
+def mixed_loss(objective: Objective, model: AgeModel, out: torch.Tensor, y: torch.Tensor, rows: torch.Tensor,
+               lam: float, perm: torch.Tensor | None) -> torch.Tensor:
+    """The batch's loss; under mixup, the two blended images' losses in the images' proportion."""
+    loss = objective(model, out, y, rows)
+    if perm is None:
+        return loss
+    return lam * loss + (1 - lam) * objective(model, out, y[perm.to(y.device)], rows[perm])

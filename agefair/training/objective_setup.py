@@ -16,7 +16,7 @@ def make_objective(variant: str, cfg: TrainConfig, data: TrainData, data_cfg: Da
     """The variant's objective: the weighted mean of the per-sample losses (Balanced MSE with
     ``train.loss: bmse``), or Group DRO over them for a variant whose objective is ``group_dro``."""
     bmse = BalancedMSE(cfg.bmse, device) if cfg.train.loss == "bmse" else None
-    base = MeanLoss(cfg.train.loss, loss_weight_table(data, cfg, variant, data_cfg), bmse)
+    base = MeanLoss(cfg.train.loss, loss_weight_table(data, cfg, variant, data_cfg), bmse, cfg.train.label_sigma)
     if VARIANTS[variant].objective != "group_dro":
         return base
     attributes = list(cfg.group_dro.groups)

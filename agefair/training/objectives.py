@@ -92,8 +92,8 @@ class MeanLoss(Objective):
     ``loss_weights``: per manifest row (agefair.training.batches.loss_weight_table) or None."""
 
     def __init__(self, loss_name: str = "l1", loss_weights: torch.Tensor | None = None,
-                 bmse: BalancedMSE | None = None):
-        self.loss_name, self.loss_weights, self.bmse = loss_name, loss_weights, bmse
+                 bmse: BalancedMSE | None = None, label_sigma: float = 0.0):
+        self.loss_name, self.loss_weights, self.bmse, self.label_sigma = loss_name, loss_weights, bmse, label_sigma
 
     def sample_losses(self, model: AgeModel, out: torch.Tensor, ages: torch.Tensor,
                       rows: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,7 @@ class MeanLoss(Objective):
         if self.bmse is not None:  # either head: Balanced MSE on the expected age
             losses = self.bmse.per_sample(model.expected_age(out), ages)
         else:
-            losses = per_sample_loss(model, out, ages, self.loss_name)
+            losses = per_sample_loss(model, out, ages, self.loss_name, label_sigma=self.label_sigma)
         if self.loss_weights is not None:
             losses = losses * self.loss_weights[rows].to(ages.device)
         return losses

@@ -31,38 +31,19 @@ from agefair.data.prepare import DataRequest, PreparedData
 from agefair.models import runs
 from agefair.models.checkpoint import load_checkpoint, save_checkpoint
 from agefair.models.network import create_model
-from agefair.models.runtime import Runtime, make_runtime, predict_loader
+from agefair.models.runtime import Runtime, make_runtime
 from agefair.training.augment import BatchAugment
-from agefair.training.batches import (
-    TrainData,
-    epoch_seed,
-    eval_loader,
-    load_train_data,
-    train_loader,
-)
+from agefair.training.batches import TrainData, epoch_seed, load_train_data, train_loader
 from agefair.training.calibrate import describe, write_calibration
-from agefair.training.distributed import (
-    DistContext,
-    shard_rows,
-)
+from agefair.training.distributed import DistContext
+from agefair.training.ema import WeightEMA
+from agefair.training.evaluate import evaluate
 from agefair.training.history import write_curves, write_history
 from agefair.training.loop import LoopSettings, train_one_epoch
 from agefair.training.objective_setup import make_objective
 from agefair.training.optim import make_optimizer, make_scheduler, scaled_config
 from agefair.training.posthoc_run import fit_calibrated
 from agefair.training.variants import VARIANTS, recorded_config, variant_config
-
-
-def evaluate(model, data: TrainData, rows: np.ndarray, cfg: TrainConfig, rt: Runtime, ctx: DistContext,
-             desc: str, progress: bool) -> dict[str, float]:
-    """Mean loss and MAE over ``rows``; each process predicts its shard and the sums are reduced, so the
-    figure equals a single-process evaluation of the same weights."""
-    ctx.broadcast_buffers(model)  # BatchNorm running statistics: rank 0's, as saved in the checkpoint
-    shard = shard_rows(rows, ctx.rank, ctx.world_size)
-    va = predict_loader(model, eval_loader(data, shard, cfg, rt), rt, cfg.train.loss, desc=desc, progress=progress)
-    n = len(va["pred"])
-    loss_sum, abs_sum, n = ctx.sum([va["loss"] * n, float(np.abs(va["pred"] - va["age"]).sum()), n])
-    return {"loss": loss_sum / max(n, 1), "mae": abs_sum / n if n else float("nan")}
 
 
 @dataclass(frozen=True)
@@ -98,6 +79,11 @@ class VariantRun:
     config_dict: dict
     progress: bool
     final: Path | None = None  # --overwrite of a run: the run folder ``out`` (staging) is swapped into
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What is validated, saved as model.pt and calibrated: the weights' moving average, or the model."""
+        return self.loop.ema.module if self.loop.ema is not None else self.model
 
     @property
     def best_path(self) -> Path:
@@ -193,7 +179,8 @@ def set_up_run(variant: str, cfg: TrainConfig, data_cfg: DataConfig, prepared: P
     scheduler, per_batch = make_scheduler(optimizer, cfg, steps_per_epoch)
     loop = LoopSettings(rt, cfg.train.loss, scaler=torch.amp.GradScaler("cuda") if rt.dtype == torch.float16 else None,
                         step_per_batch=per_batch, augment=BatchAugment(cfg.augment), progress=progress,
-                        objective=objective)
+                        objective=objective, mixup=cfg.augment.mixup,
+                        ema=WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None)
     return VariantRun(variant, cfg, data_cfg, data, out, rt, ctx, model, net, optimizer, scheduler, loop,
                       run_meta(variant, cfg, prepared, options.limit, data, rt, ctx), recorded_config(variant, cfg),
                       progress, final)
@@ -254,6 +241,8 @@ def resume_state(run: VariantRun, prepared: PreparedData, options: RunOptions) -
     if run.scheduler is not None and state.get("scheduler") is not None:
         run.scheduler.load_state_dict(state["scheduler"])
     run.loop.objective.load_state_dict(state.get("objective") or {})  # e.g. Group DRO's q, where it left it
+    if run.loop.ema is not None:
+        run.loop.ema.load_state_dict(state["ema"])
     resumed = RunState(list(state["history"]), state["epoch"] + 1, state["best_mae"], state["best_epoch"],
                        state["stale"])
     run.log(f"[{run.variant}] resuming after epoch {state['epoch']} (best val MAE {resumed.best_mae:.3f} "
@@ -296,7 +285,7 @@ def train_and_evaluate_epoch(run: VariantRun, epoch: int) -> tuple[dict, dict[st
     loss_sum, abs_sum, n_seen = ctx.sum([tr["loss"] * tr["n"], tr["mae"] * tr["n"], tr["n"]])
     tr = {**tr, "loss": loss_sum / max(n_seen, 1), "mae": abs_sum / max(n_seen, 1),
           "img_per_s": tr["img_per_s"] * ctx.world_size}
-    va = evaluate(run.model, run.data, run.data.val_rows, cfg, run.rt, ctx, f"epoch {epoch}/{epochs} val",
+    va = evaluate(run.eval_model, run.data, run.data.val_rows, cfg, run.rt, ctx, f"epoch {epoch}/{epochs} val",
                   run.progress)
     return tr, va, lr
 
@@ -318,10 +307,11 @@ def save_epoch(run: VariantRun, state: RunState, epoch: int, improved: bool, val
     common = {"config": run.config_dict, "meta": run.run_meta, "epoch": epoch, "best_mae": state.best_mae,
               "best_epoch": state.best_epoch, "history": state.history}
     if improved:
-        save_checkpoint({**common, "model": run.model.state_dict(), "val_mae": float(val_mae)}, run.best_path)
+        save_checkpoint({**common, "model": run.eval_model.state_dict(), "val_mae": float(val_mae)}, run.best_path)
     save_checkpoint({**common, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                      "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
-                     "stale": state.stale, "objective": run.loop.objective.state_dict()}, run.last_path)
+                     "stale": state.stale, "objective": run.loop.objective.state_dict(),
+                     "ema": run.loop.ema.state_dict() if run.loop.ema is not None else None}, run.last_path)
     run.loop.objective.write_files(run.out)  # e.g. group_weights.csv
     write_history(state.history, run.out / runs.HISTORY)
     write_curves(state.history, run.out, f"agefair {run.variant}")
@@ -349,7 +339,7 @@ def finish_run(run: VariantRun, state: RunState, stopped_early: bool, session_se
     if run.ctx.is_main:
         write_curves(history, run.out, f"agefair {run.variant}", png=True)
         write_json_atomic(run.out / runs.SUMMARY, summary)
-        cal = write_calibration(run.model, out=run.out, data=run.data, cfg=run.cfg, rt=run.rt, settings=conformal,
+        cal = write_calibration(run.eval_model, out=run.out, data=run.data, cfg=run.cfg, rt=run.rt, settings=conformal,
                                 manifest_hash=run.run_meta.get("manifest_hash"), progress=run.progress)
         if cal is not None:
             run.log(f"[{run.variant}] {describe(cal)}; {run.out / runs.CALIBRATION}")
