@@ -10,6 +10,7 @@ import pytest
 import torch
 from train_helpers import read_history, train_env, train_settings  # noqa: F401
 
+import agefair.training.evaluate
 import agefair.training.trainer
 from agefair.core.config import load_train_config
 from agefair.core.errors import AgefairError, run_cli
@@ -85,7 +86,7 @@ class ScriptedEpochs:
 def test_early_stopping_logic(train_env, monkeypatch, val_maes, patience, epochs_run, best_epoch, stopped):
     script = ScriptedEpochs(val_maes)
     monkeypatch.setattr(agefair.training.trainer, "train_one_epoch", script.train_one_epoch)
-    monkeypatch.setattr(agefair.training.trainer, "predict_loader", script.predict)
+    monkeypatch.setattr(agefair.training.evaluate, "predict_loader", script.predict)
     config = train_env.override(f"patience{patience}.yaml", {"train": {"patience": patience}})
     out = train_env.root / f"scripted-{'-'.join(map(str, val_maes))}"
     assert main(train_env.args("baseline", 6, "--limit", "40", out=out, config=config)) == 0
