@@ -224,8 +224,8 @@ class LoopConfig(StrictModel):
     compile: bool = False
     num_workers: int = Field(0, ge=0, le=64)
     seed: int = Field(0, ge=0)
-    # exponential moving average of the weights, updated every step; validation, model.pt and every
-    # prediction use the average (agefair.training.ema). 0: off
+    # exponential moving average of the weights, this decay per optimiser step (applied every 8th step as
+    # decay**8); validation, model.pt and every prediction use the average (agefair.training.ema). 0: off
     ema_decay: float = Field(0.0, ge=0, lt=1)
     # expectation head: cross-entropy against a Gaussian over ages of this width in years (label-distribution
     # learning) instead of the one-hot integer age. 0: one-hot

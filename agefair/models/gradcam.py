@@ -94,14 +94,14 @@ def heatmaps_and_ages(model: AgeModel, images_uint8: np.ndarray,
         model.train(was_training)
         model.flip_tta = flip_tta
     if flip_tta:  # the age every other command reports: the mirror image's averaged in
-        ages = mirrored_ages(model, images, device)
+        ages = predicted_ages(model, images, device)
     np.nan_to_num(maps, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(maps, 0.0, 1.0, out=maps)
     return maps, ages
 
 
 @torch.no_grad()
-def mirrored_ages(model: AgeModel, images: np.ndarray, device: torch.device) -> np.ndarray:
+def predicted_ages(model: AgeModel, images: np.ndarray, device: torch.device) -> np.ndarray:
     """The model's ages of uint8 (N, H, W, 3) images in eval mode and fp32, with its test-time averaging."""
     was_training = model.training
     model.eval()

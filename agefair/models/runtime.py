@@ -94,10 +94,10 @@ def per_sample_loss(model: AgeModel, out: torch.Tensor, ages: torch.Tensor, loss
     if loss == "bmse":
         return (model.expected_age(out) - ages.float()) ** 2
     if model.head_kind == "expectation":
-        if label_sigma > 0:
+        if label_sigma > 0:  # class probabilities
             target = torch.softmax(-(model.ages[None, :] - ages.float()[:, None]) ** 2 / (2 * label_sigma**2), dim=1)
-            return F.cross_entropy(out.float(), target, reduction="none")
-        target = ages.round().long().clamp_(0, model.max_age)
+        else:  # class indices
+            target = ages.round().long().clamp_(0, model.max_age)
         return F.cross_entropy(out.float(), target, reduction="none")
     pred = out[:, 0].float()
     if loss == "smooth_l1":

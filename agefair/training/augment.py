@@ -3,9 +3,9 @@
 The reference recipe's augmentation (random horizontal flip, rotation within +-``rotation``
 degrees, ColorJitter of brightness, contrast and saturation) with independent random parameters
 per image, vectorised over the batch; optionally a zoom (``scale``) and shift (``translate``) of the
-crop, the framing errors a face detector and aligner make in the wild. torchvision's per-image v2 transforms cost about 1.2 ms
-per 48x48 image on one core, a fifth of a ResNet-18 training step here; this costs a few
-milliseconds per batch, and runs on the GPU when there is one.
+crop, the framing errors a face detector and aligner make in the wild. torchvision's per-image v2
+transforms cost about 1.2 ms per 48x48 image on one core, a fifth of a ResNet-18 training step here;
+this costs a few milliseconds per batch, and runs on the GPU when there is one.
 """
 
 from __future__ import annotations

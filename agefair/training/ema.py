@@ -4,9 +4,10 @@ Every ``EVERY`` optimiser steps each floating-point tensor of the model's state 
 running statistics) moves a fraction ``1 - decay ** EVERY`` of the way to the live model's
 (``torch._foreach_lerp_``), which is ``decay`` per step; integer buffers (BatchNorm's batch counter) are
 copied. Updating every step would cost a quarter of a cpu-preset epoch on 2 cores (the lerp reads and
-writes every weight), every 8th step costs 1/8 of that; torchvision's reference updates every 32nd. As in torchvision's reference scripts
-(``--model-ema``), validation, the best checkpoint and therefore every later prediction use the average;
-``last.pt`` keeps both the live weights (to go on training) and the average (to go on averaging).
+writes every weight); every 8th step costs an eighth of that (torchvision's reference updates every
+32nd). As in torchvision's reference scripts (``--model-ema``), validation, the best checkpoint and
+therefore every later prediction use the average; ``last.pt`` keeps both the live weights (to go on
+training) and the average (to go on averaging).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class WeightEMA:
         if mine.keys() != theirs.keys():
             raise ValueError("the EMA copy and the model have different state")
         floats = [k for k, v in mine.items() if v.dtype.is_floating_point]
-        others = [k for k in mine if k not in set(floats)]
+        others = [k for k, v in mine.items() if not v.dtype.is_floating_point]
         return ([mine[k].data for k in floats], [theirs[k].data for k in floats],
                 [mine[k].data for k in others], [theirs[k].data for k in others])
 
