@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     thresholds_file = str(args.thresholds or CONFIG_DIR / "fairness.yaml")
     if args.table is not None:
         job, prepared, data_cfg = table_job(args, fair, thresholds_file)
-        return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
+        return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
     if args.pred:
         raise AgefairError("--pred names a column of --table: give --table FILE")
     external = external_args(args.predictions or [], args.name or [])
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
                    progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
                    reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None)
-    return run_audit_job(job, prepared=prepared, data_cfg=data_cfg)
+    return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
 
 if __name__ == "__main__":
     run_cli(main)

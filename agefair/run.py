@@ -1,8 +1,9 @@
 """``python -m agefair.run``: the whole job in one command.
 
 Data-quality report and EDA, then the preset's variants trained (its `variants:`; resuming whatever is
-already trained), then the audit; prints where the report is. Exit code: the audit's (0 thresholds hold, 1 a
-threshold failed, 2 bad input).
+already trained), then the audit; ends with where the report is and the audit's findings (the threshold
+checks that fail). Exit code 0 when the job completed, whatever the audit found (``--strict``: 1 when a
+threshold check fails, as ``python -m agefair.audit``), 2 on bad input, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, data_request_from_args, positive_int
-from agefair.cli.audit_job import REPORT, AuditJob, run_audit_job
-from agefair.cli.console import eda_text, training_table_text
+from agefair.cli.audit_job import REPORT, SUMMARY, AuditJob, AuditOutcome, run_audit_job
+from agefair.cli.console import eda_text, finding_text, training_table_text
 from agefair.cli.outputs import check_output_dir
 from agefair.core.config import CONFIG_DIR, PRESETS, load_fairness_config, load_train_config
 from agefair.core.errors import AgefairError, run_cli
@@ -19,6 +20,27 @@ from agefair.models.runs import select_variants
 from agefair.reporting.eda import write_eda
 from agefair.training.trainer import train_all
 from agefair.training.variants import VARIANTS
+
+FINDINGS_SHOWN = 20
+
+
+def closing_text(outcome: AuditOutcome, out: Path, strict: bool) -> str:
+    """The job's last lines: that it completed, where the report is, the failing threshold checks (findings)."""
+    checks = outcome.summary.thresholds
+    failed = [r for r in checks if not r.passed]
+    lines = ["== done: the job completed",
+             f"report: {(out / REPORT).absolute()} (open in a browser; {SUMMARY} beside it)"]
+    if not failed:
+        lines.append(f"findings: all {len(checks)} fairness threshold checks pass")
+        return "\n".join(lines)
+    lines.append(f"findings: {len(failed)} of {len(checks)} fairness threshold checks fail "
+                 "(listed above as the audit's findings, not errors):")
+    lines += [f"  - {finding_text(r)}" for r in failed[:FINDINGS_SHOWN]]
+    if len(failed) > FINDINGS_SHOWN:
+        lines.append(f"  ... {len(failed) - FINDINGS_SHOWN} more in the table above and the report")
+    lines.append("(--strict: exit 1 on these, as python -m agefair.audit)" if strict else
+                 "(python -m agefair.audit and python -m agefair.run --strict exit 1 on these; this job exits 0)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=positive_int, metavar="N", help="train on N training images (quick look)")
     p.add_argument("--thresholds", metavar="FILE")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a fairness threshold check fails, as python -m agefair.audit (for CI); "
+                        "default: exit 0 when the job completed and list the failing checks as findings")
     add_data_args(p)
     args = p.parse_args(argv)
     check_output_dir(args.runs, "--runs")
@@ -53,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     job = AuditJob(fair=fair, thresholds_file=str(args.thresholds or CONFIG_DIR / "fairness.yaml"), out=out,
                    runs_dir=runs_dir, variants=select_variants(runs_dir, None), device=args.device,
                    progress=not args.quiet)
-    code = run_audit_job(job, prepared=prepared, data_cfg=request.data_cfg)
-    print(f"\nreport: {(out / REPORT).absolute()}")
-    return code
+    outcome = run_audit_job(job, prepared=prepared, data_cfg=request.data_cfg, findings=True)
+    print("\n" + closing_text(outcome, out, args.strict))
+    return outcome.code if args.strict else 0
 
 
 if __name__ == "__main__":

@@ -45,12 +45,14 @@ def run(preds, reference="baseline", fair=None):
     fair = fair or FairnessConfig(n_boot=SETTINGS.n_boot)
     comps, frame = comparisons(preds, groupings=UTK, settings=SETTINGS, config=fair.comparisons,
                                reference=reference, gates=fair.gates)
-    return comps, verdict(frame, list(preds), comps, groupings=UTK, settings=SETTINGS)
+    return comps, verdict(frame, list(preds), comps, groupings=UTK, settings=SETTINGS, config=fair.comparisons)
 
 
 def test_a_model_worse_by_a_year_in_one_group_is_found_with_the_right_sign():
-    # 'shifted' is 3 years too old on Black faces only (noise sd 4: MAE there rises by about 1.5 years)
-    comps, said = run(frames({"baseline": 0.0, "shifted": {"Black": 3.0}}))
+    # 'shifted' is 3 years too old on Black faces only (noise sd 4: MAE there rises by about 1.5 years); a
+    # small overall margin, so that its overall loss (~0.4 years) is one that matters
+    fair = FairnessConfig(n_boot=SETTINGS.n_boot, comparisons={"margins": {"mae": 0.05}})
+    comps, said = run(frames({"baseline": 0.0, "shifted": {"Black": 3.0}}), fair=fair)
     row = next(r for r in comps.groups if r.grouping == "ethnicity" and r.group == "Black")
     assert row.model_a == "baseline" and row.model_b == "shifted"
     assert row.difference > 0.5 and row.ci[0] > 0 and row.significant and row.p_adjusted < 0.05
@@ -74,8 +76,9 @@ def test_identical_models_give_no_credibly_best_model():
 def test_gate_false_pass_rows_and_bh_families():
     comps, _ = run(frames({"baseline": 0.0, "older": 4.0}))
     gates = [r for r in comps.gates if r.gate == "challenge-25"]
-    assert {r.criterion for r in gates} == {"overall", "group"} and {r.metric for r in gates} == {"false_pass"}
-    over = next(r for r in gates if r.criterion == "overall")
+    assert {r.criterion for r in gates} == {"overall", "group", "worst_any"}
+    assert {r.metric for r in gates} == {"false_pass", "false_challenge"}
+    over = next(r for r in gates if r.criterion == "overall" and r.metric == "false_pass")
     assert over.difference > 0 and over.significant  # 4 years older: more minors pass a challenge at 25
     assert {r.table for r in comps.overall} == {"overall"} and {r.table for r in comps.groups} == {"groups"}
 
@@ -216,3 +219,78 @@ def test_underpowered_groups_are_marked_in_the_error_by_group_charts():
     assert "female ‡" in groups and "male ‡" in groups and "(underpowered)" in groups
     assert "Groups marked ‡ are" in groups
     assert "White ‡" not in groups  # ethnicity has no gap rule here
+
+
+def test_practical_classes_against_the_margin():
+    """Inside the margin: equivalent; straddling it: can't tell; beyond it: better or worse."""
+    from agefair.fairness.decide import practical
+
+    assert practical(0.03, (-0.01, 0.06), 0.25) == "equivalent"
+    assert practical(-0.03, (-0.06, -0.001), 0.25) == "equivalent"  # detectable, but smaller than what matters
+    assert practical(0.2, (0.1, 0.3), 0.25) == "unclear"  # straddles +margin
+    assert practical(0.0, (-0.3, 0.3), 0.25) == "unclear"  # wider than the margin on both sides
+    assert practical(2.0, (1.8, 2.3), 0.25) == "worse"
+    assert practical(-0.5, (-0.7, -0.3), 0.25) == "better"
+    assert practical(0.3, (0.26, 0.4), 0.25) == "worse" and practical(0.3, (0.25, 0.4), 0.25) == "unclear"
+    assert practical(0.1, (None, 0.2), 0.25) == "unclear"  # no interval: can't tell
+    assert practical(0.1, (0.05, 0.2), None) == "worse"  # no margin: any credible difference
+
+
+def test_a_tiny_overall_lead_is_practically_equivalent_not_credibly_best():
+    # 'nudged' is 0.1 years closer for everyone on top of shared noise: a detectable lead far inside 0.25 years
+    preds = frames({"baseline": 0.0, "nudged": -0.1}, n=4000)
+    for name in preds:
+        preds[name]["pred"] = preds[name]["age"] + 6.0 + (-0.1 if name == "nudged" else 0.0) + \
+            np.random.default_rng(1).normal(0, 0.5, len(preds[name]))
+    comps, said = run(preds)
+    row = next(r for r in comps.overall if r.criterion == "overall")
+    assert row.ci[1] < 0 and row.margin == 0.25 and row.practical == "equivalent"
+    assert "practically equivalent" in row.sentence and "±0.25 years" in row.sentence
+    overall = next(b for b in said.best if b.key == "overall")
+    assert overall.leader == "nudged" and overall.best is None and overall.margin == 0.25
+    assert "not by more than the 0.25 margin" in overall.statement and "practically equivalent" in overall.statement
+    assert not any("overall MAE" in s for s in said.differences)  # a difference that does not matter is counted
+    assert said.counts["equivalent"] >= 1 and sum(said.counts.values()) == sum(len(t) for t in comps.tables.values())
+
+
+def test_false_challenge_and_worst_group_gate_rows():
+    comps, _ = run(frames({"baseline": 0.0, "older": 4.0}))
+    kinds = {(r.metric, r.criterion) for r in comps.gates}
+    assert {("false_pass", "worst_any"), ("false_challenge", "overall"), ("false_challenge", "group"),
+            ("false_challenge", "worst_any")} <= kinds
+    fc = next(r for r in comps.gates if r.metric == "false_challenge" and r.criterion == "overall"
+              and r.gate == "challenge-25")
+    assert fc.difference < 0  # 4 years older: fewer adults challenged
+    worst = next(r for r in comps.gates if r.metric == "false_pass" and r.criterion == "worst_any"
+                 and r.gate == "challenge-25")
+    assert worst.grouping == "every attribute" and worst.value_b >= worst.value_a
+    assert worst.margin == 0.01
+
+
+@pytest.mark.parametrize("margins, message", [
+    ({"mea": 0.25}, "unknown metric 'mea'"),
+    ({"mae": 0}, "a margin must be a number > 0"),
+    ({"false_pass": 5}, "a rate's margin is a share"),
+])
+def test_bad_margins_are_one_line_errors(tmp_path, margins, message):
+    import yaml
+
+    from agefair.core.config import load_fairness_config
+
+    path = tmp_path / "fair.yaml"
+    path.write_text(yaml.safe_dump({"comparisons": {"margins": margins}}))
+    with pytest.raises(AgefairError) as err:
+        load_fairness_config(path)
+    text = str(err.value)
+    assert "\n" not in text and message in text and "fair.yaml" in text
+
+
+def test_a_margin_left_out_keeps_its_default(tmp_path):
+    import yaml
+
+    from agefair.core.config import load_fairness_config
+
+    path = tmp_path / "fair.yaml"
+    path.write_text(yaml.safe_dump({"comparisons": {"margins": {"mae": 0.5}}}))
+    m = load_fairness_config(path).comparisons.margins
+    assert m["mae"] == 0.5 and m["false_pass"] == 0.01 and m["coverage"] == 0.02

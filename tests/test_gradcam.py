@@ -1,4 +1,4 @@
-"""Grad-CAM: heat maps, the age target, overlays and tiles, worst-error galleries, and the explain CLI.
+"""Grad-CAM: heat maps, the age target, overlays, tiles and thumbnails, worst-error galleries, and the explain CLI.
 
 Everything runs on CPU with a randomly initialised (seeded) resnet18 at 64 px: the last block is 2x2,
 enough for maps that vary within an image. (At 32 px it is 1x1 and every map is flat.)
@@ -29,9 +29,11 @@ from agefair.models.gradcam import (
     gallery,
     heatmaps,
     heatmaps_and_ages,
+    jpeg_data_uri,
     label_text,
     overlay,
     png_data_uri,
+    thumbnail,
     tile,
     worst_errors,
 )
@@ -72,13 +74,17 @@ def nchw(images: np.ndarray) -> torch.Tensor:
     return to_input(torch.from_numpy(images).permute(0, 3, 1, 2))
 
 
-def decode_uri(uri: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
+
+
+def decode_uri(uri: str, kind: str = "png") -> Image.Image:
+    prefix = f"data:image/{kind};base64,"
     assert uri.startswith(prefix)
     data = base64.b64decode(uri[len(prefix):], validate=True)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data.startswith(MAGIC[kind])
     img = Image.open(io.BytesIO(data))
     img.load()
+    assert img.format == kind.upper()
     return img
 
 
@@ -88,6 +94,14 @@ def shows_face(t: Image.Image, img: np.ndarray, scale: int) -> bool:
     x0 = (t.size[0] - (2 * w * scale + 4)) // 2
     face = t.crop((x0, 0, x0 + w * scale, h * scale)).resize((w, h), Image.BOX)
     return float(np.abs(np.asarray(face, dtype=float) - img).mean()) < 8
+
+
+def thumb_shows_face(t: Image.Image, img: np.ndarray) -> bool:
+    """Whether thumbnail ``t``'s left picture is ``img`` (up to JPEG loss: ~8 on these noisy faces, where
+    another face is 35 or more)."""
+    h, w = img.shape[:2]
+    face = np.asarray(t.convert("RGB").crop((0, 0, w, h)), dtype=float)
+    return float(np.abs(face - img).mean()) < 15
 
 
 # --------------------------------------------------------------------------- heat maps and the target
@@ -201,6 +215,32 @@ def test_png_data_uri_round_trip():
     assert back.size == (7, 5) and back.getpixel((3, 3)) == (10, 20, 30)
 
 
+def test_jpeg_data_uri_round_trip_and_smaller_than_png():
+    t = Image.new("RGB", (16, 8), (200, 120, 40))
+    back = decode_uri(jpeg_data_uri(t), "jpeg")
+    assert back.size == (16, 8) and back.mode == "RGB"
+    assert np.abs(np.asarray(back, dtype=int) - (200, 120, 40)).max() <= 6
+    assert decode_uri(jpeg_data_uri(t.convert("RGBA")), "jpeg").mode == "RGB"  # alpha dropped, no error
+    img = faces(1)[0]
+    heat = heatmaps(make_model("expectation"), img[None])[0]
+    small = jpeg_data_uri(thumbnail(img, heat))
+    assert len(small) < len(png_data_uri(thumbnail(img, heat))) / 2
+    assert len(small) < len(png_data_uri(tile(img, heat, 34, 51.2, caption="x", scale=2))) / 5
+
+
+def test_thumbnail_is_face_and_overlay_at_native_size():
+    img = faces(1)[0]
+    heat = np.zeros((SIZE, SIZE), np.float32)
+    heat[:16, :16] = 1.0
+    t = thumbnail(img, heat)
+    assert t.mode == "RGB" and t.size == (2 * SIZE + gradcam.THUMB_GAP, SIZE)  # no text strip, not enlarged
+    arr = np.asarray(t)
+    np.testing.assert_array_equal(arr[:, :SIZE], img)
+    np.testing.assert_array_equal(arr[:, SIZE + gradcam.THUMB_GAP:], overlay(img, heat))
+    assert (arr[:, SIZE:SIZE + gradcam.THUMB_GAP] == 255).all()
+    assert thumbnail(img, heat, scale=2).size == (2 * t.size[0], 2 * SIZE)
+
+
 # --------------------------------------------------------------------------- worst errors and gallery
 
 def predictions(n: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -282,12 +322,36 @@ def test_gallery_tiles_and_one_grad_cam_per_image(models, monkeypatch):
         row = pred[pred["file"] == t["file"]].iloc[0]
         assert t["true"] == row["age"] and t["pred"] == pytest.approx(row["pred"])
         assert t["error"] == pytest.approx(row["pred"] - row["age"])
-        assert decode_uri(t["img"]).size[1] > 2 * SIZE
+        assert decode_uri(t["img"], "jpeg").size == (2 * SIZE + gradcam.THUMB_GAP, SIZE)  # native size, no text
     # the worst overall tile shows the image of its own row
     worst = worst_errors(pred, 1, None)["overall"].iloc[0]
-    shown = decode_uri(out["overall"]["overall"][0]["img"]).convert("RGB")
-    assert shows_face(shown, images[int(worst["row"])], scale=2)
-    assert not shows_face(shown, images[(int(worst["row"]) + 1) % len(images)], scale=2)
+    shown = decode_uri(out["overall"]["overall"][0]["img"], "jpeg")
+    assert thumb_shows_face(shown, images[int(worst["row"])])
+    assert not thumb_shows_face(shown, images[(int(worst["row"]) + 1) % len(images)])
+
+
+def test_gallery_encodes_each_image_once(models, monkeypatch):
+    pred = predictions(12)
+    encoded: list[str] = []
+    real = gradcam.jpeg_data_uri
+
+    def counting(picture, quality=gradcam.JPEG_QUALITY):
+        encoded.append(real(picture, quality))
+        return encoded[-1]
+
+    monkeypatch.setattr(gradcam, "jpeg_data_uri", counting)
+    out = gallery(models["expectation"], faces(12), pred, 2)
+    tiles = [t for groups in out.values() for ts in groups.values() for t in ts]
+    by_file: dict[str, set[int]] = {}
+    for t in tiles:
+        by_file.setdefault(t["file"], set()).add(id(t["img"]))
+    assert len(tiles) > len(by_file), "some image is in more than one gallery"
+    assert all(len(ids) == 1 for ids in by_file.values()), "a tile in several galleries holds one URI object"
+    assert len(encoded) == len(by_file) == len(set(encoded))
+    # the worst error overall is the worst of its ethnicity too: the same picture in both galleries
+    worst = out["overall"]["overall"][0]
+    row = pred[pred["file"] == worst["file"]].iloc[0]
+    assert out["ethnicity"][row["ethnicity"]][0]["img"] is worst["img"]
 
 
 def test_gallery_with_no_predictions(models):

@@ -27,7 +27,16 @@ from agefair.fairness.gates import gate_summaries
 from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
 from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, shot_labels
 from agefair.fairness.thresholds import judge
-from agefair.reporting.report import SECTIONS, chart_ids, render_html, render_report, without_plotly_js
+from agefair.reporting.report import (
+    SECTIONS,
+    chart_figures,
+    chart_ids,
+    embedded_plotly,
+    plotly_bundle,
+    render_html,
+    render_report,
+    without_plotly_js,
+)
 
 AGE_BINS = [0, 10, 20, 30, 40, 50, 60, 70, 200]
 AGE_LABELS = ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
@@ -228,16 +237,17 @@ def test_thresholds_table_lists_failures_first(summary, page):
 
 def test_plotly_embedded_exactly_once_and_no_network(page):
     js = get_plotlyjs()
-    marker = js[len(js) // 2: len(js) // 2 + 200]
-    assert page.count(marker) == 1
-    assert page.count(js[:60]) == 1  # the bundle's licence header
+    assert embedded_plotly(page) == js  # gzipped and base64-encoded in the page, inflated by the browser
+    assert page.count(plotly_bundle()) == 1 and js[:60] not in page
     assert not re.search(r"<script[^>]*\ssrc=", page, re.I)
     assert not re.search(r"<link[^>]*https?:", page, re.I)
     rest = without_plotly_js(page)
-    assert len(rest) < len(page) - len(js) + 10
+    assert len(rest) < len(page) - len(plotly_bundle()) + 10
     assert "http://" not in rest and "https://" not in rest
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?!data:|#)[a-z]+:""", rest, re.I)
-    assert "@import" not in rest and "url(" not in rest
+    assert "@import" not in rest
+    # the only url(...) are the gallery pictures' data URIs (one CSS rule each)
+    assert "url(" not in re.sub(r"url\(data:image/(?:png|jpeg);base64,[A-Za-z0-9+/=]+\)", "", rest)
 
 
 def test_charts_have_stable_ids(page):
@@ -245,7 +255,10 @@ def test_charts_have_stable_ids(page):
     assert len(ids) >= 8  # 4 grouped bars, heat map, shot bars, 2 by-age lines, training curve
     assert len(set(ids)) == len(ids)
     assert page.count('class="chart"') == len(ids)
-    assert page.count("Plotly.newPlot(") == len(ids)
+    assert page.count('class="chart-data"') == len(ids)  # each figure's JSON, drawn once the page has painted
+    figures = chart_figures(page)
+    assert list(figures) == ids and all(f["data"] and "layout" in f for f in figures.values())
+    assert page.count("Plotly.newPlot(") == 1  # the one loader
     for expected in ("chart-group-age-bin", "chart-group-gender", "chart-group-ethnicity",
                      "chart-group-gender-x-ethnicity", "chart-group-age-bin-x-ethnicity", "chart-age-mae",
                      "chart-age-bias", "chart-training", "chart-group-shot"):
@@ -263,9 +276,16 @@ def test_small_groups_are_marked(summary, page):
 
 def test_galleries_embedded(page):
     gal = fake_galleries()
-    uris = re.findall(r'<img src="(data:image/png;base64,[A-Za-z0-9+/=]+)"', page)
-    assert len(uris) == n_tiles(gal)
-    assert png_data_uri((0, 90, 160)) in uris
+    assert "<img" not in page  # tiles refer to their picture's CSS class: each picture is in the page once
+    gallery = page[page.index('<section id="gallery">'):]  # the report cards show some of the tiles again
+    classes = re.findall(r'<span class="thumb (gc-[0-9a-f]{10})" role="img"', gallery)
+    assert len(classes) == n_tiles(gal)
+    rules = dict(re.findall(r"\.(gc-[0-9a-f]{10}) \{ background-image: url\((data:image/png;base64,[A-Za-z0-9+/=]+)\)",
+                            page))
+    assert set(rules) == set(classes)
+    assert png_data_uri((0, 90, 160)) in rules.values()
+    assert len(rules) == len({t["img"] for by_grouping in gal.values() for groups in by_grouping.values()
+                              for ts in groups.values() for t in ts})
     assert "Worst errors by ethnicity" in page and "Worst errors by age bin" in page
     assert "No gallery for this variant." in page  # 'weighted' has none
     assert "+21.5" in page  # the signed error in the caption
@@ -274,7 +294,7 @@ def test_galleries_embedded(page):
 def test_galleries_skipped(summary):
     page = render_html(summary, {})
     assert "Grad-CAM galleries were skipped" in page
-    assert "<img" not in page
+    assert "<img" not in page and 'class="thumb' not in page and 'id="gc-lightbox"' not in page
 
 
 def test_gallery_never_links_an_external_image(summary):

@@ -1,5 +1,6 @@
 """The audit as the commands run it (``python -m agefair.audit`` and the audit step of
-``python -m agefair.run``): audit, optional robustness, publish the files together, print, exit code."""
+``python -m agefair.run``): audit, optional robustness, publish the files together, print; the outcome (the
+exit code of ``python -m agefair.audit`` and the typed summary)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,19 @@ class AuditJob:
     table: TableData | None = None  # --table: the table whose prediction columns are the models
 
 
-def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig) -> int:
-    """Audit, write, print; the exit code (0 every threshold holds, 1 one failed)."""
+@dataclass(frozen=True)
+class AuditOutcome:
+    """What an audit job found: ``code`` 0 every threshold holds, 1 one failed (the audit command's exit code)."""
+
+    code: int
+    summary: AuditSummary
+    robustness: RobustnessResult | None = None
+
+
+def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig,
+                  findings: bool = False) -> AuditOutcome:
+    """Audit, write, print; the outcome. ``findings``: word failed thresholds as the job's findings (python -m
+    agefair.run, which sums them up after) rather than as the audit command's failure."""
     started = time.perf_counter()
     summary, preds, galleries = run_audit(
         prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
@@ -63,11 +75,12 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
                       rob or robustness.load_result(job.out / robustness.JSON_NAME))
     if rob is not None:
         print_result(rob, job.out / robustness.JSON_NAME, job.out / robustness.CSV_NAME)
-    return print_audit(summary, job.out, rob)
+    return AuditOutcome(print_audit(summary, job.out, rob, findings=findings), summary, rob)
 
 
-def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) -> int:
-    """The leaderboard, the verdict and the failed thresholds; the exit code."""
+def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None, *, findings: bool = False) -> int:
+    """The leaderboard, the verdict and the failed thresholds; the exit code (0 all hold, 1 one failed).
+    ``findings``: the failed thresholds headed as findings, not as "fairness thresholds FAILED"."""
     d = summary.dataset
     interval = summary.labels == "interval"
     print(f"audited on {d.name} ({d.path}), {d.split} split, {d.images_in_split} images, "
@@ -84,12 +97,13 @@ def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None) 
               + "; ".join(f"{r.rule} ({r.reason})" for r in summary.thresholds_not_applicable))
     print(f"wrote {out / REPORT}, {out / SUMMARY}, {out / PREDICTIONS} in {summary.seconds:.0f} s")
     if not summary.passed:
-        print("\nfairness thresholds FAILED:")
+        print("\nthreshold checks that fail (the audit's findings, summed up at the end):" if findings
+              else "\nfairness thresholds FAILED:")
         print(thresholds_text(summary.thresholds, only_failed=True))
         return 1
     print(f"all {len(summary.thresholds)} threshold checks passed")
     if rob is not None and not rob.passed:
-        print(f"robustness thresholds FAILED: {sum(not r.passed for r in rob.thresholds)} of "
-              f"{len(rob.thresholds)} (listed above)")
+        head = "robustness checks that fail (findings)" if findings else "robustness thresholds FAILED"
+        print(f"{head}: {sum(not r.passed for r in rob.thresholds)} of {len(rob.thresholds)} (listed above)")
         return 1
     return 0

@@ -88,8 +88,8 @@ def gates_text(summary: AuditSummary) -> str:
 
 
 def verdict_text(summary: AuditSummary) -> str:
-    """The verdict in words: per criterion the credibly best model or that none is, then the significant
-    (BH-adjusted) differences against the reference."""
+    """The verdict in words: per criterion the credibly best model or that none is, then the differences against
+    the reference that matter (beyond the margin, significant after BH adjustment) and how many do not."""
     v = summary.verdict
     if v.legacy:  # a summary written before verdicts were decided with evidence
         return "; ".join(f"{k.replace('_', ' ')}: {x}" for k, x in v.legacy.items())
@@ -99,12 +99,17 @@ def verdict_text(summary: AuditSummary) -> str:
         lines.append(f"  {v.note}")
     if v.differences:
         shown = v.differences[:DIFFERENCES_SHOWN]
-        lines.append(f"significant differences (Benjamini-Hochberg), {len(v.differences)}:")
+        lines.append(f"differences beyond the margin (Benjamini-Hochberg adjusted), {len(v.differences)}:")
         lines += [f"  {s}" for s in shown]
         if len(v.differences) > len(shown):
             lines.append(f"  ... {len(v.differences) - len(shown)} more in the report's Paired comparisons section")
     elif v.best:
-        lines.append("  no difference against the reference is significant after Benjamini-Hochberg adjustment")
+        lines.append("  no difference against the reference is larger than the margin")
+    if v.counts:
+        c = v.counts
+        lines.append(f"  of {sum(c.values())} comparisons: {c.get('worse', 0)} worse and {c.get('better', 0)} better by "
+                     f"more than the margin, {c.get('equivalent', 0)} practically equivalent, {c.get('unclear', 0)} "
+                     "can't tell")
     return "\n".join(lines).replace("`", "")
 
 
@@ -125,6 +130,22 @@ def thresholds_text(rows: list[Check], only_failed: bool = False) -> str:
         lines.append(f"{r.variant:<12} {r.rule[:34]:<34} {r.group[:28]:<28} {value:>8} {ci:>17} "
                      f"{r.op + ' ' + format(r.threshold, 'g') + judged:>14}  {'pass' if r.passed else 'FAIL'}")
     return "\n".join(lines)
+
+
+def finding_text(r: Check) -> str:
+    """One failed threshold check on one line (the closing summary of python -m agefair.run), e.g.
+    ``bmse: mae value 8.32 > 8`` or ``baseline: mae difference by gender (female vs male) 1.71 > 1.5 (interval's
+    lower end)``."""
+    group, _, weak = (r.group or "").partition("; underpowered: ")
+    where = "" if group in ("", "all", "overall") else f" ({group})"
+    judged = r.value if r.judge == "point" else r.judged_value
+    if _missing(judged) or _missing(r.threshold):
+        return f"{r.variant}: {r.rule}{where} could not be computed"
+    by = "" if r.judge == "point" else f" (interval's {'lower' if r.judge == 'ci_lower' else 'upper'} end)"
+    holds = judged <= r.threshold if r.op == "<=" else judged >= r.threshold
+    sign = r.op if holds else {"<=": ">", ">=": "<"}.get(r.op, f"not {r.op}")
+    text = f"{r.variant}: {r.rule}{where} {judged:.2f} {sign} {r.threshold:g}{by}"
+    return f"{text}; underpowered: {weak}" if weak else text
 
 
 def fmt_condition(r: GapRow | RobustnessCheck) -> str:

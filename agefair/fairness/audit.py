@@ -46,6 +46,7 @@ from agefair.fairness.noise_audit import label_noise
 from agefair.fairness.power import group_power
 from agefair.fairness.regression import Previous, check_same_data, compare_to, load_previous
 from agefair.fairness.result import AuditSummary, Provenance, nan_to_none
+from agefair.fairness.scorecard import scorecard
 from agefair.fairness.thresholds import judge, not_applicable
 from agefair.models import runs
 from agefair.models.calibration import interval_head
@@ -289,7 +290,8 @@ def _decisions(scope: _Scope, audited: dict[str, _Audited], reference: str):
     comps, frame = comparisons({n: a.pred for n, a in audited.items()}, groupings=scope.groupings,
                                settings=scope.settings, config=scope.fair.comparisons, reference=reference,
                                gates=scope.fair.gates)
-    return comps, verdict(frame, names, comps, groupings=scope.groupings, settings=scope.settings)
+    return comps, verdict(frame, names, comps, groupings=scope.groupings, settings=scope.settings,
+                          config=scope.fair.comparisons)
 
 
 def _compare_to(scope: _Scope, audited: dict[str, _Audited], previous: Previous | None) -> dict | None:
@@ -330,6 +332,7 @@ def _summary(scope: _Scope, audited: dict[str, _Audited], provenance: Provenance
               "split_text": counts_text(prepared.split_meta) if prepared.kind != "table" else ""},
     )
     summary = AuditSummary.model_validate(nan_to_none(parts))
+    summary.scorecard = scorecard(summary)
     summary.provenance = provenance
     if gallery_note:
         summary.gallery_note = gallery_note

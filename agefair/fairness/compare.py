@@ -60,15 +60,17 @@ from agefair.fairness.resampling import (
     to_json_value,
 )
 
-CRITERIA = ("overall", "group", "gap", "worst", "spread")
+CRITERIA = ("overall", "group", "gap", "worst", "spread", "worst_any")
+DEFAULT_CRITERIA = CRITERIA[:5]  # worst_any on request (the age gates' worst group over every attribute)
 ALL = "__all__"
+ANY = "every attribute"  # the grouping of a worst_any row: the worst group over every grouping given
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One paired comparison B - A (lower is better for every criterion here: MAE-like values)."""
 
-    criterion: str  # overall | group | gap | worst | spread
+    criterion: str  # overall | group | gap | worst | spread | worst_any (worst over every grouping given)
     metric: str  # mae, dist, or the name given to compare_values
     grouping: str | None
     group: str | None  # the group, for criterion 'group'
@@ -101,6 +103,8 @@ class Comparison:
             return f"overall {m}"
         if self.criterion == "group":
             return f"{self.group} {m}"
+        if self.criterion == "worst_any":
+            return f"worst group's {m}"
         word = {"gap": "gap", "worst": "worst-group", "spread": "spread (SD of bin"}[self.criterion]
         return f"{self.grouping} {word} {m}" + (")" if self.criterion == "spread" else "")
 
@@ -175,6 +179,13 @@ def _stats(layout: Layout, criteria: Sequence[str], min_group_size: int, age_gro
             out.append(_Stat("worst", name, None, n_e, e, "max", el))
         if "spread" in criteria and name == age_grouping:
             out.append(_Stat("spread", name, None, n_e, e, "std", el))
+    if "worst_any" in criteria:  # the worst eligible group over every grouping (a row counts once per grouping)
+        eligible = [(c, f"{name}: {g}") for name in layout.blocks if name != ALL
+                    for c, g in zip(layout.cols(name), layout.labels(name)) if counts[c] >= min_group_size]
+        if len(eligible) >= 2:
+            cols = np.array([c for c, _ in eligible])
+            out.append(_Stat("worst_any", ANY, None, int(counts[layout.cols(ALL)].sum()), cols, "max",
+                             tuple(g for _, g in eligible)))
     return out
 
 
@@ -189,7 +200,7 @@ class _Plan:
 
 
 def _plan(*, value_a, value_b, groupings=None, mask=None, names=("A", "B"), metric="mae",
-          age_grouping="age_bin", criteria=CRITERIA, settings: AuditSettings) -> _Plan | None:
+          age_grouping="age_bin", criteria=DEFAULT_CRITERIA, settings: AuditSettings) -> _Plan | None:
     va, vb = np.asarray(value_a, float), np.asarray(value_b, float)
     if va.shape != vb.shape or va.ndim != 1:
         raise ValueError(f"value_a and value_b must be 1-D and aligned, got {va.shape} and {vb.shape}")
@@ -246,7 +257,7 @@ def compare_many(calls: Sequence[dict], *, cluster=None, settings: AuditSettings
 
 def compare_values(*, value_a, value_b, groupings: Mapping[str, object] | None = None, mask=None, cluster=None,
                    settings: AuditSettings = AuditSettings(), names: tuple[str, str] = ("A", "B"),
-                   metric: str = "mae", age_grouping: str | None = "age_bin", criteria: Sequence[str] = CRITERIA,
+                   metric: str = "mae", age_grouping: str | None = "age_bin", criteria: Sequence[str] = DEFAULT_CRITERIA,
                    n_perm: int | None = None) -> list[Comparison]:
     """Paired comparisons of the per-row ``value_b`` against ``value_a`` (lower is better), each
     averaged over the rows in ``mask`` (default all) overall and per group of each grouping
@@ -263,7 +274,7 @@ def compare_values(*, value_a, value_b, groupings: Mapping[str, object] | None =
 
 def compare_models(*, pred_a, pred_b, age=None, age_lo=None, age_hi=None, groupings: Mapping[str, object] | None = None,
                    cluster=None, settings: AuditSettings = AuditSettings(), names: tuple[str, str] = ("A", "B"),
-                   age_grouping: str | None = "age_bin", criteria: Sequence[str] = CRITERIA,
+                   age_grouping: str | None = "age_bin", criteria: Sequence[str] = DEFAULT_CRITERIA,
                    n_perm: int | None = None) -> list[Comparison]:
     """Paired comparisons of model B's predictions against reference A's on the same rows: overall
     MAE (``dist`` with interval labels), each group's, and each grouping's gap, worst-group MAE and

@@ -5,9 +5,15 @@ each group can detect.
   called *detected* when its p-value (BH-adjusted when ``adjust_bh`` has run) is below alpha
   (1 - the row's level); then "`B` lowers 70+ MAE by 3.1 years [2.2, 4.0] against `A` (BH-adjusted
   p = 0.001)", else "no detectable difference ...".
+* ``practical(difference, ci, margin)``: practical significance against a margin m (the smallest
+  difference that matters, configs/fairness.yaml ``comparisons: margins:``): *better* when the whole
+  interval lies below -m, *worse* when above +m, *equivalent* when it lies inside (-m, +m) (an
+  equivalence test: two one-sided tests, each at (1 - level) / 2), else *unclear* (can't tell: the
+  interval reaches across a margin).
 * ``credibly_best(...)``: among several candidates (the reference may be one of them) on one
   criterion, the candidate with the lowest point estimate is *credibly best* only when the paired
-  bootstrap interval of (other - leader) lies above 0 for every other candidate; all candidates
+  bootstrap interval of (other - leader) lies above the margin (0 without one) for every other
+  candidate; all candidates
   are resampled with the same draws, so every pairwise difference is paired. Each interval is at
   ``settings.ci_level`` on its own (no simultaneous adjustment: with many candidates the rule is a
   little liberal; pass a higher ``ci_level`` for a stricter rule). Otherwise no candidate is
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
@@ -41,10 +48,35 @@ def _p_text(p: float, adjusted: bool) -> str:
     return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}"
 
 
+Practical = Literal["better", "worse", "equivalent", "unclear"]
+PRACTICAL_WORDS: dict[str, str] = {"better": "better by more than the margin", "worse": "worse by more than the margin",
+                                   "equivalent": "practically equivalent", "unclear": "can't tell"}
+
+
+def practical(difference: float | None, ci, margin: float | None) -> Practical:
+    """B - A (lower is better) against the margin: better | worse | equivalent | unclear (see the module)."""
+    lo, hi = (float("nan"), float("nan")) if ci is None else (_float(ci[0]), _float(ci[1]))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or difference is None or not np.isfinite(difference):
+        return "unclear"
+    m = 0.0 if margin is None else float(margin)
+    if hi < -m:
+        return "better"
+    if lo > m:
+        return "worse"
+    if m > 0 and -m < lo and hi < m:
+        return "equivalent"
+    return "unclear"
+
+
+def _float(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
 def describe(row: Comparison, *, unit: str = "years", decimals: int = 1, alpha: float | None = None,
-             scale: float = 1.0) -> str:
+             scale: float = 1.0, margin: float | None = None) -> str:
     """The comparison in one sentence (B against the reference A); ``scale`` multiplies the difference and its
-    interval (100, with unit "percentage points", for a share such as a false-pass rate)."""
+    interval (100, with unit "percentage points", for a share such as a false-pass rate); with a ``margin``
+    (in the row's units) the sentence says whether the difference is larger than it."""
     adjusted = row.p_adjusted is not None
     p = row.p_adjusted if adjusted else row.p_value
     a = (1 - row.level) if alpha is None else alpha
@@ -53,12 +85,30 @@ def describe(row: Comparison, *, unit: str = "years", decimals: int = 1, alpha: 
     ptxt = _p_text(p, adjusted) if np.isfinite(p) else "no p-value"
     if not np.isfinite(row.difference):
         return f"`{row.model_b}` and `{row.model_a}` cannot be compared on the {row.subject} (too few rows)."
+    if margin is not None:
+        return _describe_margin(row, practical(row.difference, row.ci, margin), margin * scale, unit, decimals,
+                                scale, ci, ptxt)
     if np.isfinite(p) and p < a:
         verb = "lowers" if row.difference < 0 else "raises"
         size = f"{_num(abs(row.difference) * scale, decimals)} {unit}".rstrip()
         return f"`{row.model_b}` {verb} {row.subject} by {size} {ci} against `{row.model_a}` ({ptxt})."
     return (f"no detectable difference between `{row.model_b}` and `{row.model_a}` in the {row.subject} "
             f"({_num(row.difference * scale, decimals)} {ci}, {ptxt}).")
+
+
+def _describe_margin(row: Comparison, kind: Practical, margin: float, unit: str, decimals: int, scale: float,
+                     ci: str, ptxt: str) -> str:
+    m = f"{_num(margin, max(decimals, 2 if margin < 1 else 1)).rstrip('0').rstrip('.')} {unit}".rstrip()
+    size = f"{_num(abs(row.difference) * scale, decimals)} {unit}".rstrip()
+    if kind in ("better", "worse"):
+        verb = "lowers" if row.difference < 0 else "raises"
+        return (f"`{row.model_b}` {verb} {row.subject} by {size} {ci} against `{row.model_a}`, more than the "
+                f"{m} margin ({ptxt}).")
+    if kind == "equivalent":
+        return (f"`{row.model_b}` and `{row.model_a}` are practically equivalent in the {row.subject}: "
+                f"{_num(row.difference * scale, decimals)} {ci}, inside ±{m} ({ptxt}).")
+    return (f"can't tell whether `{row.model_b}` and `{row.model_a}` differ in the {row.subject} by more than "
+            f"{m}: {_num(row.difference * scale, decimals)} {ci} ({ptxt}).")
 
 
 @dataclass(frozen=True)
@@ -68,10 +118,11 @@ class PairwiseGap:
     other: str
     difference: float
     ci: tuple[float, float]
+    margin: float = 0.0  # the lead must exceed it
 
     @property
     def leader_better(self) -> bool:
-        return bool(np.isfinite(self.ci[0]) and self.ci[0] > 0)
+        return bool(np.isfinite(self.ci[0]) and self.ci[0] > self.margin)
 
 
 @dataclass(frozen=True)
@@ -85,6 +136,7 @@ class BestVerdict:
     against_leader: tuple[PairwiseGap, ...]
     level: float
     statement: str
+    margin: float | None = None
 
     def to_json(self) -> dict:
         return to_json_value(asdict(self))
@@ -100,7 +152,8 @@ def _criterion_name(criterion: str, metric: str, grouping: str | None, group: st
 
 
 def _best_plan(*, preds, age=None, age_lo=None, age_hi=None, criterion="overall", grouping=None, group=None,
-               groupings=None, settings: AuditSettings, age_grouping="age_bin") -> tuple[Job, str, list[str]]:
+               groupings=None, settings: AuditSettings, age_grouping="age_bin",
+               margin: float | None = None) -> tuple[Job, str, list[str], float | None]:
     """(the bootstrap job of one criterion over every candidate, its name in words, the candidates)."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; choose from {CRITERIA}")
@@ -117,7 +170,7 @@ def _best_plan(*, preds, age=None, age_lo=None, age_hi=None, criterion="overall"
     what = _criterion_name(criterion, metric, grouping, group)
     if len(stat) != 1:
         raise ValueError(f"no single statistic for {what} (too few groups of adequate size, or an unknown group)")
-    return Job([np.abs(e) for e, _ in errs], layout, stat), what, names
+    return Job([np.abs(e) for e, _ in errs], layout, stat), what, names, margin
 
 
 def credibly_best_many(calls: list[dict], *, cluster=None, settings: AuditSettings = AuditSettings()
@@ -135,41 +188,53 @@ def credibly_best_many(calls: list[dict], *, cluster=None, settings: AuditSettin
         return plans
     resampler = Resampler.of(len(live[0][0].values[0]), cluster, settings.bootstrap)
     done = iter(replicate_many([p[0] for p in live], resampler, settings.n_boot, settings.seed))
-    return [p if isinstance(p, ValueError) else _best_verdict(*next(done), p[1], p[2], settings) for p in plans]
+    return [p if isinstance(p, ValueError) else _best_verdict(*next(done), p[1], p[2], settings, p[3])
+            for p in plans]
 
 
 def credibly_best(*, preds: Mapping[str, object], age=None, age_lo=None, age_hi=None, criterion: str = "overall",
                   grouping: str | None = None, group: str | None = None,
                   groupings: Mapping[str, object] | None = None, cluster=None,
-                  settings: AuditSettings = AuditSettings(), age_grouping: str | None = "age_bin") -> BestVerdict:
+                  settings: AuditSettings = AuditSettings(), age_grouping: str | None = "age_bin",
+                  margin: float | None = None) -> BestVerdict:
     """The credibly best of ``preds`` (name -> predictions on the same rows) on ``criterion``
     (overall | group | gap | worst | spread; ``grouping`` names the grouping in ``groupings``,
-    ``group`` the group for 'group')."""
+    ``group`` the group for 'group'); with a ``margin`` the leader must beat every other by more than it."""
     out = credibly_best_many([dict(preds=preds, age=age, age_lo=age_lo, age_hi=age_hi, criterion=criterion,
-                                   grouping=grouping, group=group, groupings=groupings, age_grouping=age_grouping)],
+                                   grouping=grouping, group=group, groupings=groupings, age_grouping=age_grouping,
+                                   margin=margin)],
                              cluster=cluster, settings=settings)[0]
     if isinstance(out, ValueError):
         raise out
     return out
 
 
-def _best_verdict(point, boot, what: str, names: list[str], settings: AuditSettings) -> BestVerdict:
+def _best_verdict(point, boot, what: str, names: list[str], settings: AuditSettings,
+                  margin: float | None = None) -> BestVerdict:
     values = {k: float(v) for k, v in zip(names, point[0])}
     li = int(np.nanargmin(point[0]))
     leader = names[li]
+    m = 0.0 if margin is None else float(margin)
     gaps = tuple(PairwiseGap(k, float(point[0, j] - point[0, li]),
-                             quantile_ci(boot[0, :, j] - boot[0, :, li], settings.ci_level))
+                             quantile_ci(boot[0, :, j] - boot[0, :, li], settings.ci_level), m)
                  for j, k in enumerate(names) if j != li)
     credible = all(g.leader_better for g in gaps)
     pct = f"{settings.ci_level:.0%}"
+    bound = f"the {m:g} margin" if m > 0 else "0"
     if credible:
         statement = (f"`{leader}` is credibly best on {what}: its paired {pct} interval against every other "
-                     f"candidate excludes 0 ({', '.join(f'`{g.other}` +{g.difference:.2f}' for g in gaps)}).")
+                     f"candidate lies above {bound} ({', '.join(f'`{g.other}` +{g.difference:.2f}' for g in gaps)}).")
     else:
-        ties = [g.other for g in gaps if not g.leader_better]
-        statement = (f"no model is credibly best on {what}: `{leader}` is lowest, but not credibly lower "
-                     f"than {', '.join(f'`{t}`' for t in ties)}.")
-    return BestVerdict(what, values, leader, leader if credible else None, gaps, settings.ci_level, statement)
+        ties = [g for g in gaps if not g.leader_better]
+        within = [g for g in ties if practical(g.difference, g.ci, m) == "equivalent"]
+        statement = (f"no model is credibly best on {what}: `{leader}` is lowest, but not by more than {bound} "
+                     f"against {', '.join(f'`{t.other}`' for t in ties)}")
+        if within and m > 0:
+            statement += (f" ({', '.join(f'`{g.other}`' for g in within)} practically equivalent: "
+                          f"{', '.join(f'+{g.difference:.2f} [{g.ci[0]:.2f}, {g.ci[1]:.2f}]' for g in within)})")
+        statement += "."
+    return BestVerdict(what, values, leader, leader if credible else None, gaps, settings.ci_level, statement,
+                       margin)
 
 
 @dataclass(frozen=True)

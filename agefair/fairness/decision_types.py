@@ -6,7 +6,7 @@ the significant differences). Built by agefair.fairness.decisions from agefair.f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import model_serializer, model_validator
 
@@ -17,8 +17,8 @@ class ComparisonRow(Record):
     """One paired comparison model_b - model_a (model_a: the reference; lower is better)."""
 
     table: str | None = None  # overall | groups | gates (the BH family)
-    criterion: str | None = None  # overall | group | gap | worst | spread
-    metric: str | None = None  # mae, dist, or a gate's rate (false_pass)
+    criterion: str | None = None  # overall | group | gap | worst | spread | worst_any
+    metric: str | None = None  # mae, dist, or a gate's rate (false_pass, false_challenge)
     gate: str | None = None
     grouping: str | None = None
     group: str | None = None
@@ -42,6 +42,8 @@ class ComparisonRow(Record):
     best_b: str | None = None
     notes: list[str] = []
     sentence: str | None = None  # agefair.fairness.decide.describe
+    margin: Num = None  # the smallest difference that matters (comparisons: margins:), in the metric's units
+    practical: Literal["better", "worse", "equivalent", "unclear"] | None = None  # decide.practical
 
 
 class Comparisons(Record):
@@ -55,7 +57,8 @@ class Comparisons(Record):
     rows: int | None = None  # rows every model predicted (the compared rows)
     overall: list[ComparisonRow] = []  # overall metric and each grouping's gap / worst group / spread
     groups: list[ComparisonRow] = []  # each group's metric
-    gates: list[ComparisonRow] = []  # each threshold gate's false-pass rate, overall and per group
+    gates: list[ComparisonRow] = []  # each threshold gate's false pass and false challenge: overall, per group, worst
+    margins: dict[str, float] = {}  # comparisons: margins: (metric -> the smallest difference that matters)
 
     @property
     def tables(self) -> dict[str, list[ComparisonRow]]:
@@ -89,6 +92,7 @@ class BestStatement(Record):
     best: str | None = None  # the leader when every paired interval against it excludes 0
     values: dict[str, Num] = {}
     level: Num = None
+    margin: Num = None  # the leader must beat every other candidate by more than this
     statement: str | None = None
 
 
@@ -98,14 +102,15 @@ class Verdict(Record):
 
     reference: str | None = None
     best: list[BestStatement] = []
-    differences: list[str] = []  # describe() sentences of the BH-significant differences
+    differences: list[str] = []  # describe() sentences of the differences that matter (beyond the margin)
+    counts: dict[str, int] = {}  # comparison rows per practical class: better, worse, equivalent, unclear
     note: str | None = None  # why there is no statement (one model, no comparison)
     legacy: dict[str, str | None] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _legacy(cls, data: Any) -> Any:
-        keys = {"reference", "best", "differences", "note", "legacy"}
+        keys = {"reference", "best", "differences", "counts", "note", "legacy"}
         if isinstance(data, dict) and data and not set(data) & keys:
             return {"legacy": data}
         return data

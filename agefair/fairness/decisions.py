@@ -7,9 +7,13 @@ threshold gate's false-pass rate, overall and per group of each sensitive attrib
 table. Each table is one Benjamini-Hochberg family (across all models). A ``subject`` column makes
 every resample draw subjects, not images.
 
+Each row is classified against its metric's margin (``comparisons: margins:``, agefair.fairness.decide.practical):
+better or worse by more than the margin, practically equivalent, or can't tell.
+
 ``verdict(...)``: per criterion (overall accuracy, worst group and gap of each sensitive attribute,
-age-bin spread) agefair.fairness.decide.credibly_best over all models, and the ``describe`` sentences
-of the significant differences.
+age-bin spread) agefair.fairness.decide.credibly_best over all models (the leader must win by more than
+the margin), the ``describe`` sentences of the differences that matter (beyond the margin and
+significant after adjustment), and how many rows fall in each class.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from agefair.core.decision_config import ComparisonSettings
 from agefair.core.errors import AgefairError
 from agefair.core.gate_config import ThresholdGate
 from agefair.fairness.compare import Comparison, adjust_bh, compare_many, row_errors
-from agefair.fairness.decide import credibly_best_many, describe, minimum_detectable
+from agefair.fairness.decide import credibly_best_many, describe, minimum_detectable, practical
 from agefair.fairness.decision_types import BestStatement, ComparisonRow, Comparisons, Verdict
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
 from agefair.fairness.specs import SHARE_METRICS
@@ -65,29 +69,40 @@ def _grouping_arrays(frame: pd.DataFrame, groupings: Mapping[str, list[str]]) ->
             for name, cols in groupings.items() if all(c in frame.columns for c in cols)}
 
 
-def _row(c: Comparison, table: str, power: float, gate: str | None = None) -> ComparisonRow:
-    mde = float(minimum_detectable(c.se, level=c.level, power=power)) if np.isfinite(c.se) else None
+def _row(c: Comparison, table: str, config: ComparisonSettings, gate: str | None = None) -> ComparisonRow:
+    mde = float(minimum_detectable(c.se, level=c.level, power=config.power)) if np.isfinite(c.se) else None
     d = c.to_json()
     d.pop("n_boot", None), d.pop("n_perm", None)
+    margin = config.margin(c.metric)
     share = d.get("metric") in SHARE_METRICS  # a rate (false pass): in percentage points, not years
-    sentence = describe(c, unit="percentage points", decimals=0, scale=100) if share else describe(c)
-    return ComparisonRow(table=table, gate=gate, mde=mde, sentence=sentence, **d)
+    sentence = (describe(c, unit="percentage points", decimals=1, scale=100, margin=margin) if share
+                else describe(c, margin=margin, decimals=2))
+    return ComparisonRow(table=table, gate=gate, mde=mde, sentence=sentence, margin=margin,
+                         practical=practical(c.difference, c.ci, margin), **d)
+
+
+GATE_CRITERIA = ("overall", "group", "worst_any")
 
 
 def _gate_calls(frame, names, reference, gates, groupings) -> list[tuple[str, dict]]:
-    """(gate, compare_values arguments) of each threshold gate's false-pass rate (share of minors estimated
-    at or over the challenge age), every model against the reference."""
+    """(gate, compare_values arguments) of each threshold gate's false pass (share of minors estimated at or
+    over the challenge age) and false challenge (share of adults estimated under it), every model against the
+    reference: overall, per group of each sensitive attribute, and the worst group over them all."""
     attrs = {g: v for g, v in _grouping_arrays(frame, groupings).items() if g in attribute_groupings(groupings)}
+    exact = "age" in frame.columns
     out = []
     for gate in gates:
         if not isinstance(gate, ThresholdGate):
             continue
-        minors = (frame["age"] < gate.legal_age if "age" in frame.columns
-                  else frame["age_hi"] <= gate.legal_age).to_numpy()
-        ind = {m: (frame[m].to_numpy(float) >= gate.challenge_age).astype(float) for m in names}
-        out += [(gate.name, dict(value_a=ind[reference], value_b=ind[m], groupings=attrs, mask=minors,
-                                 names=(reference, m), metric="false_pass", criteria=("overall", "group")))
-                for m in names if m != reference]
+        minors = (frame["age"] < gate.legal_age if exact else frame["age_hi"] <= gate.legal_age).to_numpy()
+        adults = (frame["age"] >= gate.legal_age if exact else frame["age_lo"] >= gate.legal_age).to_numpy()
+        passed = {m: (frame[m].to_numpy(float) >= gate.challenge_age).astype(float) for m in names}
+        for m in (m for m in names if m != reference):
+            out.append((gate.name, dict(value_a=passed[reference], value_b=passed[m], groupings=attrs, mask=minors,
+                                        names=(reference, m), metric="false_pass", criteria=GATE_CRITERIA)))
+            out.append((gate.name, dict(value_a=1 - passed[reference], value_b=1 - passed[m], groupings=attrs,
+                                        mask=adults, names=(reference, m), metric="false_challenge",
+                                        criteria=GATE_CRITERIA)))
     return out
 
 
@@ -121,12 +136,11 @@ def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, li
     groups = adjust_bh([c for c in main if c.criterion == "group"]) if n_perm else [
         c for c in main if c.criterion == "group"]
     gate_adj = adjust_bh([c for _, c in gate_pairs]) if n_perm else [c for _, c in gate_pairs]
-    power = config.power
     out = Comparisons(
         reference=reference, level=settings.ci_level, n_boot=settings.n_boot, n_perm=n_perm,
-        subject=SUBJECT if cluster is not None else None, rows=len(frame),
-        overall=[_row(c, "overall", power) for c in overall], groups=[_row(c, "groups", power) for c in groups],
-        gates=[_row(c, "gates", power, gate=g) for (g, _), c in zip(gate_pairs, gate_adj)])
+        subject=SUBJECT if cluster is not None else None, rows=len(frame), margins=dict(config.margins),
+        overall=[_row(c, "overall", config) for c in overall], groups=[_row(c, "groups", config) for c in groups],
+        gates=[_row(c, "gates", config, gate=g) for (g, _), c in zip(gate_pairs, gate_adj)])
     return out, frame
 
 
@@ -141,9 +155,15 @@ def _criteria(frame: pd.DataFrame, groupings: Mapping[str, list[str]], exact: bo
     return out
 
 
+def matters(row: ComparisonRow) -> bool:
+    """A difference worth a sentence: beyond the margin, and significant after adjustment where p-values exist."""
+    return row.practical in ("better", "worse") and row.significant is not False
+
+
 def verdict(frame: pd.DataFrame, names: list[str], comps: Comparisons, *, groupings: Mapping[str, list[str]],
-            settings: AuditSettings) -> Verdict:
-    """Per criterion, the credibly best model (or that none is), and the significant differences."""
+            settings: AuditSettings, config: ComparisonSettings = ComparisonSettings()) -> Verdict:
+    """Per criterion, the credibly best model (or that none is: the leader must win by more than the margin), the
+    sentences of the differences that matter and the number of comparisons in each practical class."""
     if len(names) < 2:
         return Verdict(reference=comps.reference if comps else None,
                        note="one model audited: nothing to compare it with")
@@ -153,12 +173,15 @@ def verdict(frame: pd.DataFrame, names: list[str], comps: Comparisons, *, groupi
     preds = {m: frame[m].to_numpy(float) for m in names}
     best = []
     crits = _criteria(frame, groupings, "age" in labels)
-    judged = credibly_best_many([dict(preds=preds, groupings=arrays, **crit, **labels) for _, crit in crits],
-                                cluster=cluster, settings=settings)  # one bootstrap draw for every criterion
+    margin = config.margin("mae" if "age" in labels else "dist")
+    judged = credibly_best_many([dict(preds=preds, groupings=arrays, margin=margin, **crit, **labels)
+                                 for _, crit in crits], cluster=cluster, settings=settings)  # one draw for all
     for (key, _), v in zip(crits, judged):
         if isinstance(v, ValueError):  # too few groups of adequate size
             continue
         best.append(BestStatement(key=key, criterion=v.criterion, leader=v.leader, best=v.best, values=v.values,
-                                  level=v.level, statement=v.statement))
-    diffs = [r.sentence for t in (comps.overall, comps.groups, comps.gates) for r in t if r.significant and r.sentence]
-    return Verdict(reference=comps.reference, best=best, differences=diffs)
+                                  level=v.level, margin=v.margin, statement=v.statement))
+    rows = [r for t in (comps.overall, comps.groups, comps.gates) for r in t]
+    diffs = [r.sentence for r in rows if matters(r) and r.sentence]
+    counts = {k: sum(r.practical == k for r in rows) for k in ("better", "worse", "equivalent", "unclear")}
+    return Verdict(reference=comps.reference, best=best, differences=diffs, counts=counts)

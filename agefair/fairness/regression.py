@@ -91,7 +91,7 @@ def compare_to(previous: Previous, preds: Mapping[str, pd.DataFrame], *, groupin
     tables = {}
     for table, pick in (("overall", lambda c: c.criterion != "group"), ("groups", lambda c: c.criterion == "group")):
         rows = [c for c in main if pick(c)]
-        tables[table] = [_row(c, table, config.power) for c in (adjust_bh(rows) if config.n_perm else rows)]
+        tables[table] = [_row(c, table, config) for c in (adjust_bh(rows) if config.n_perm else rows)]
     return {"path": str(previous.path), "resolved": str(previous.resolved), "generated": previous.summary.generated,
             "models": both, "only_new": [m for m in preds if m not in both],
             "only_previous": sorted(set(old["variant"].astype(str)) - set(preds)), "matched": matched,

@@ -21,6 +21,7 @@ from agefair.fairness.decision_types import CompareTo, Comparisons, GroupPower, 
 from agefair.fairness.gate_types import GateSummary, RangeGateResult, ThresholdGateSummary
 from agefair.fairness.interval_types import IntervalsAudit
 from agefair.fairness.record import CI, Num, Record
+from agefair.fairness.scorecard_types import Scorecard
 from agefair.fairness.specs import DISPARITY_METRICS, LABEL_METRICS
 from agefair.fairness.summary_parts import Coverage, DataInfo, Dataset, Provenance, Training  # noqa: F401
 
@@ -306,6 +307,7 @@ class AuditSummary(Record):
     split: str | None = None
     passed: bool | None = None
     verdict: Verdict = Verdict()  # the statements the evidence supports (agefair.fairness.decisions)
+    scorecard: Scorecard | None = None  # the report's first screen (agefair.fairness.scorecard)
     leaderboard: list[LeaderboardRow] = []
     thresholds: list[Check] = []
     thresholds_not_applicable: list[NotApplicable] = []

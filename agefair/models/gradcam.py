@@ -1,5 +1,9 @@
 """Grad-CAM explanations of age predictions: heat maps, overlays, labelled tiles and worst-error galleries.
 
+A gallery tile's picture is a small JPEG thumbnail (``thumbnail``: the face and its overlay side by
+side at the image's own resolution, no text; the report shows the caption as HTML and enlarges the
+picture on click). ``tile`` (enlarged, with a caption strip) is the ``python -m agefair.explain`` picture.
+
 The Grad-CAM target is the predicted age itself (``AgeTarget``), so a map shows the regions of the
 last convolutional block (``AgeModel.target_layer``) whose activation pushes the predicted age *up*.
 Each map is scaled to [0, 1] on its own (the image's strongest region is 1), as pytorch-grad-cam does.
@@ -28,7 +32,8 @@ from agefair.core.errors import AgefairError
 from agefair.models.network import AgeModel, to_input
 
 IMAGE_WEIGHT = 0.55  # share of the face in an overlay; the rest is the colour-mapped heat map
-FILE_CHARS = 40  # file names longer than this are shortened in tile captions
+THUMB_GAP = 2  # white pixels between the face and its overlay in a gallery thumbnail
+JPEG_QUALITY = 80  # of gallery thumbnails: about 1-3 kB for a 64 px face and its overlay
 
 
 class AgeTarget:
@@ -196,11 +201,33 @@ def tile(image_uint8: np.ndarray, heatmap: np.ndarray, true_age: float | None, p
     return canvas
 
 
+def thumbnail(image_uint8: np.ndarray, heatmap: np.ndarray, scale: int = 1) -> Image.Image:
+    """A gallery tile's picture: the face and its Grad-CAM overlay side by side, ``THUMB_GAP`` white
+    pixels apart, at the image's own resolution (``scale`` 1) and with no text: (2W + gap) x H."""
+    image = np.asarray(image_uint8, dtype=np.uint8)
+    h, w = image.shape[:2]
+    canvas = Image.new("RGB", (2 * w + THUMB_GAP, h), "white")
+    canvas.paste(Image.fromarray(image, mode="RGB"), (0, 0))
+    canvas.paste(Image.fromarray(overlay(image, heatmap), mode="RGB"), (w + THUMB_GAP, 0))
+    scale = max(1, int(scale))
+    if scale > 1:
+        canvas = canvas.resize((canvas.width * scale, h * scale), Image.NEAREST if scale >= 3 else Image.BILINEAR)
+    return canvas
+
+
 def png_data_uri(pil_image: Image.Image) -> str:
     """'data:image/png;base64,...' for an <img src=...> in a self-contained HTML report."""
     buf = io.BytesIO()
     pil_image.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def jpeg_data_uri(pil_image: Image.Image, quality: int = JPEG_QUALITY) -> str:
+    """'data:image/jpeg;base64,...' (baseline JPEG, optimised Huffman tables, no metadata): the
+    report's gallery thumbnails, several times smaller than a PNG of a photo."""
+    buf = io.BytesIO()
+    pil_image.convert("RGB").save(buf, format="JPEG", quality=int(quality), optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # --------------------------------------------------------------------------- worst errors
@@ -251,24 +278,16 @@ def worst_errors(pred: pd.DataFrame, k: int, by: str | None = None) -> dict[str,
 
 # --------------------------------------------------------------------------- gallery
 
-def _short(name: str, limit: int = FILE_CHARS) -> str:
-    name = str(name)
-    return name if len(name) <= limit else name[: limit // 2 - 1] + "…" + name[-(limit - limit // 2):]
-
-
-def _caption(row: pd.Series) -> str:
-    labels = [str(row[c]) for c in ("ethnicity", "gender", "age_bin") if c in row.index and pd.notna(row[c])]
-    return _short(row["file"]) + ("\n" + " · ".join(labels) if labels else "")
-
-
 def gallery(model: AgeModel, images: np.ndarray, pred: pd.DataFrame, k: int,
-            groupings: Iterable[str] = ("overall", "ethnicity", "age_bin"), scale: int = 2,
+            groupings: Iterable[str] = ("overall", "ethnicity", "age_bin"), scale: int = 1,
             batch_size: int = 16) -> dict[str, dict[str, list[dict]]]:
     """{grouping: {group: [tile, ...]}} of the ``k`` worst errors per group, worst first.
 
-    Each tile is {"file", "true", "pred", "error" (pred - true), "group", "img" (PNG data URI)}.
-    ``images[pred["row"]]`` is each prediction's image (uint8, (N, H, W, 3)). Grad-CAM runs once per
-    distinct image, in batches, however many galleries the image appears in.
+    Each tile is {"file", "true", "pred", "error" (pred - true), "group", "img"}; "img" is the JPEG data
+    URI of ``thumbnail`` (face and overlay at the image's resolution times ``scale``, no text: the report
+    writes the caption). ``images[pred["row"]]`` is each prediction's image (uint8, (N, H, W, 3)).
+    Grad-CAM runs once per distinct image, in batches, and each image is encoded once: a tile in several
+    galleries holds the same URI string in each.
     """
     if "row" not in pred.columns:
         raise AgefairError("predictions lack the 'row' column that indexes the image array")
@@ -280,7 +299,7 @@ def gallery(model: AgeModel, images: np.ndarray, pred: pd.DataFrame, k: int,
         raise AgefairError(f"prediction rows run to {rows[-1]} but there are {len(images)} images")
     maps = dict(zip(rows, heatmaps(model, np.asarray(images[rows]), batch_size=batch_size))) if rows else {}
 
-    uris: dict[tuple, str] = {}  # the tile is the same in every gallery it appears in: encode it once
+    uris: dict[int, str] = {}  # the picture depends on the image only: encode it once
     out: dict[str, dict[str, list[dict]]] = {}
     for grouping, by_group in selected.items():
         out[grouping] = {}
@@ -288,14 +307,13 @@ def gallery(model: AgeModel, images: np.ndarray, pred: pd.DataFrame, k: int,
             tiles = []
             for _, r in frame.iterrows():
                 row, true, p = int(r["row"]), float(r["age"]), float(r["pred"])
-                key = (row, true, p, r["file"])
-                if key not in uris:
-                    uris[key] = png_data_uri(tile(np.asarray(images[row]), maps[row], true, p, _caption(r), scale))
+                if row not in uris:
+                    uris[row] = jpeg_data_uri(thumbnail(np.asarray(images[row]), maps[row], scale))
                 tiles.append({"file": str(r["file"]), "true": true, "pred": p, "error": p - true,
-                              "group": group, "img": uris[key]})
+                              "group": group, "img": uris[row]})
             out[grouping][group] = tiles
     return out
 
 
 __all__: Sequence[str] = ("AgeTarget", "heatmaps", "heatmaps_and_ages", "overlay", "label_text", "tile",
-                          "png_data_uri", "worst_errors", "gallery")
+                          "thumbnail", "png_data_uri", "jpeg_data_uri", "worst_errors", "gallery")

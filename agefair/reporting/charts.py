@@ -52,9 +52,13 @@ def apply_layout(fig: go.Figure, height: int, **kwargs) -> go.Figure:
 
 
 def chart_markup(fig: go.Figure, chart_id: str) -> Markup:
-    """One chart container: a stable class and id, plotly's figure without its JavaScript bundle."""
-    frag = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{chart_id}-plot", config=PLOT_CONFIG)
-    return Markup(f'<div class="chart" id="{html.escape(chart_id)}">{frag}</div>')
+    """One chart container: a stable class and id, an empty plot div and the figure as JSON, drawn by the page's
+    loader after plotly's bundle (at the end of the page, so the first screen paints before any chart). The
+    JSON cannot close its script element: every ``<`` is written ``\\u003c`` (the same string to a JSON reader)."""
+    data = fig.to_json().replace("<", "\\u003c")
+    cid = html.escape(chart_id)
+    return Markup(f'<div class="chart" id="{cid}"><div class="plot" id="{cid}-plot"></div>'
+                  f'<script type="application/json" class="chart-data" data-target="{cid}-plot">{data}</script></div>')
 
 
 def toggle_menu(n_traces_per_state: int, states: list[tuple[str, dict]], beside: bool = True,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from agefair.fairness.decision_types import ComparisonRow
 from agefair.fairness.result import AuditSummary
-from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_text
+from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_int, fmt_text
 
 DIFFERENCES_SHOWN = 12  # significant differences listed in the summary (the console too); the rest are folded
-TABLES = (("overall", "Overall and disparities"), ("groups", "Each group"), ("gates", "Age gates: false pass"))
+TABLES = (("overall", "Overall and disparities"), ("groups", "Each group"),
+          ("gates", "Age gates: false pass and false challenge"))
+PRACTICAL_TEXT = {"better": "▲ better", "worse": "▼ worse", "equivalent": "= equivalent", "unclear": "? can't tell"}
 
 
 def segments(sentence: str | None) -> list[dict]:
@@ -28,6 +30,8 @@ def _what(r: ComparisonRow) -> str:
     if r.criterion == "group":
         head = f"{r.gate} {metric}: " if r.gate else ""
         return f"{head}{r.grouping}: {r.group}"
+    if r.criterion == "worst_any":
+        return f"{r.gate} {metric}: worst group" if r.gate else f"worst group in {metric}"
     word = {"gap": "gap", "worst": "worst group", "spread": "spread (SD of bins)"}.get(r.criterion or "", "")
     return f"{r.grouping} {word} in {metric}"
 
@@ -37,7 +41,9 @@ def comparison_rows(rows: list[ComparisonRow]) -> list[dict]:
     return [{"model": fmt_text(r.model_b), "what": fmt_text(_what(r)), "n": fmt_int(r.n),
              "a": fmt(r.value_a, digits), "b": fmt(r.value_b, digits), "diff": fmt(r.difference, digits),
              "ci": fmt_ci(r.ci, digits), "p": _p(r.p_value), "q": _p(r.p_adjusted), "mde": fmt(r.mde, digits),
-             "significant": bool(r.significant), "notes": fmt_text("; ".join(r.notes))} for r in rows]
+             "significant": bool(r.significant), "notes": fmt_text("; ".join(r.notes)),
+             "margin": fmt(r.margin, 3), "practical": PRACTICAL_TEXT.get(r.practical or "", MISSING),
+             "class": r.practical or "none"} for r in rows]
 
 
 def power_rows(summary: AuditSummary) -> list[dict]:
@@ -62,6 +68,10 @@ def decisions_context(summary: AuditSummary) -> dict:
         "differences": [segments(s) for s in v.differences[:DIFFERENCES_SHOWN]],
         "more_differences": [segments(s) for s in v.differences[DIFFERENCES_SHOWN:]],
         "n_differences": len(v.differences),
+        "counts": v.counts or None,
+        "n_rows": sum(len(t) for t in c.tables.values()) if c else 0,
+        "n_beyond_not_significant": sum(r.practical in ("better", "worse") and r.significant is False
+                                        for t in (c.tables.values() if c else ()) for r in t),
         "reference": fmt_text(v.reference or (c.reference if c else None)),
         "power": power_rows(summary),
         "comparisons": None if c is None else {

@@ -3,7 +3,15 @@ and split, provenance (settings, rules, checkpoints, versions, unknown summary f
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import io
 import json
+import re
+from dataclasses import dataclass, field
+
+from PIL import Image
 
 from agefair.fairness.result import AuditSummary, Training, VariantEntry, nan_to_none
 from agefair.reporting.format import (
@@ -20,38 +28,83 @@ from agefair.reporting.format import (
     num,
 )
 
+# A picture the report embeds: only base64 PNG or JPEG data URIs (never a network fetch, never arbitrary
+# text in the gallery's <style> block, where each picture is one CSS rule).
+IMAGE_URI = re.compile(r"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/=]+")
 
-def _tile(t: dict) -> dict:
-    img = t.get("img")
-    src = img if isinstance(img, str) and img.startswith("data:image/") else None  # never a network fetch
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """One distinct gallery picture, emitted once in the page as the CSS rule ``.{cls} {background-image: ...}``."""
+
+    cls: str  # "gc-" + the first 10 hex digits of the URI's SHA-256
+    uri: str  # matches IMAGE_URI
+    width: int  # pixels
+    height: int
+
+
+@dataclass
+class Galleries:
+    """The gallery section's context: per variant its tiles (``sections``), and every picture they show, once."""
+
+    sections: list[dict] = field(default_factory=list)
+    images: list[GalleryImage] = field(default_factory=list)
+
+
+def _pixel_size(uri: str) -> tuple[int, int] | None:
+    """(width, height) from the image's header, or None when the data is not a PNG or JPEG picture."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1], validate=True))) as img:
+            ok = img.format in ("PNG", "JPEG") and img.width > 0 and img.height > 0
+            return (img.width, img.height) if ok else None
+    except (OSError, ValueError, binascii.Error, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _image(uri: object, seen: dict[str, GalleryImage | None]) -> GalleryImage | None:
+    """The picture of a tile's "img" (None: missing, not a PNG/JPEG data URI, or unreadable), registered in ``seen``."""
+    if not isinstance(uri, str) or not IMAGE_URI.fullmatch(uri):
+        return None
+    if uri not in seen:
+        size = _pixel_size(uri)
+        cls = "gc-" + hashlib.sha256(uri.encode("ascii")).hexdigest()[:10]
+        seen[uri] = GalleryImage(cls, uri, *size) if size else None
+    return seen[uri]
+
+
+def _tile(t: dict, seen: dict[str, GalleryImage | None]) -> dict:
+    picture = _image(t.get("img"), seen)
     name = fmt_text(t.get("file"))
     true = num(t.get("true"))
-    return {"src": src, "file": name, "short": name if len(name) <= 32 else name[:14] + "…" + name[-16:],
+    return {"cls": picture.cls if picture else None, "file": name,
+            "short": name if len(name) <= 32 else name[:14] + "…" + name[-16:],
             "true": fmt(true, 0 if true is not None and true.is_integer() else 1),
             "pred": fmt(t.get("pred"), 1), "error": fmt_signed(t.get("error"), 1),
             "group": fmt_text(t.get("group"))}
 
 
-def gallery_sections(galleries: dict[str, dict[str, dict[str, list[dict]]]], variants: list[str]) -> list[dict]:
+def gallery_sections(galleries: dict[str, dict[str, dict[str, list[dict]]]], variants: list[str]) -> Galleries:
     """Per variant: its worst-error tiles overall and per grouping (gradcam.gallery's
-    {variant: {grouping: {group: [tile, ...]}}}; a variant without one reads 'no gallery')."""
+    {variant: {grouping: {group: [tile, ...]}}}; a variant without one reads 'no gallery'), and the
+    distinct pictures, each once however many galleries show it (a tile refers to its picture's class)."""
     names = variants + [v for v in galleries if v not in variants]
+    seen: dict[str, GalleryImage | None] = {}
     out = []
     for v in names:
         by_grouping = galleries.get(v) or {}
         if not by_grouping:
             out.append({"variant": v, "overall": [], "groupings": [], "missing": True})
             continue
-        overall = [_tile(t) for tiles in (by_grouping.get("overall") or {}).values() for t in tiles]
+        overall = [_tile(t, seen) for tiles in (by_grouping.get("overall") or {}).values() for t in tiles]
         groupings = []
         for grouping, groups in by_grouping.items():
             if grouping == "overall":
                 continue
-            items = [{"group": str(g), "tiles": [_tile(t) for t in ts]} for g, ts in groups.items()]
+            items = [{"group": str(g), "tiles": [_tile(t, seen) for t in ts]} for g, ts in groups.items()]
             groupings.append({"grouping": grouping, "title": GROUPING_TITLES.get(grouping, grouping),
                               "groups": items, "n": sum(len(i["tiles"]) for i in items)})
         out.append({"variant": v, "overall": overall, "groupings": groupings, "missing": False})
-    return out
+    return Galleries(out, [p for p in seen.values() if p is not None])
 
 
 def training_rows(summary: AuditSummary, variants: list[str]) -> list[dict]:
