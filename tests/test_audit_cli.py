@@ -72,7 +72,7 @@ def test_audit_writes_report_summary_predictions_and_passes(trained):
     html = (out / "report.html").read_text()
     assert all(v in html for v in VARIANTS)
     assert 'id="intervals-table"' in html
-    assert "data:image/png;base64," in html  # Grad-CAM tiles embedded
+    assert "data:image/jpeg;base64," in html  # Grad-CAM tiles embedded (JPEG thumbnails)
     assert "all 3 threshold checks passed" not in done.stderr
     assert "passed" in done.stdout
 

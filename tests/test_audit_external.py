@@ -98,7 +98,7 @@ def test_two_predictions_files_and_a_variant_in_one_report(trained):
     html = (trained / "rep" / "report.html").read_text()
     assert 'id="models-table"' in html and "3 unknown ids" in html and "predictions file" in html
     assert all(name in html for name in ("baseline", "model_a", "model_b"))
-    assert "data:image/png;base64," in html  # the variant's Grad-CAM gallery
+    assert "data:image/jpeg;base64," in html  # the variant's Grad-CAM gallery
 
 
 def interval_dataset(root, n=54, photos=2):
@@ -209,7 +209,7 @@ def test_cross_dataset_audit_on_exact_ages_with_galleries(trained):
     row = summary["leaderboard"][0]
     assert row["ethnicity_gap"] is None and row["gap_grouping"] in ("sex", "tone")
     html = (trained / "rep_exact" / "report.html").read_text()
-    assert "largest attribute MAE gap" in html and "data:image/png;base64," in html and "Worst errors by tone" in html
+    assert "largest attribute MAE gap" in html and "data:image/jpeg;base64," in html and "Worst errors by tone" in html
 
 
 @pytest.mark.parametrize("case", ["split_all_on_training_data", "no_age_column", "nothing_matches", "csv_for_train",

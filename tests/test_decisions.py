@@ -126,7 +126,8 @@ def test_typed_round_trip_console_and_report(tmp_path):
     assert AuditSummary.model_validate(written).to_json() == written
     assert written["comparisons"]["reference"] == "baseline" and written["verdict"]["best"]
     text = verdict_text(s)
-    assert "verdict (paired comparisons against baseline):" in text and "significant differences" in text
+    assert "verdict (paired comparisons against baseline):" in text and "differences beyond the margin" in text
+    assert "practically equivalent" in text  # the rows that do not matter, counted
     page = render_html(s, {})
     assert '<section id="comparisons">' in page and 'id="comparisons-groups"' in page
     plain = re.sub(r"<[^>]+>", "", page)
