@@ -48,7 +48,6 @@ class AuditOutcome:
 
     code: int
     summary: AuditSummary
-    robustness: RobustnessResult | None = None
 
 
 def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig,
@@ -75,7 +74,7 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
                       rob or robustness.load_result(job.out / robustness.JSON_NAME))
     if rob is not None:
         print_result(rob, job.out / robustness.JSON_NAME, job.out / robustness.CSV_NAME)
-    return AuditOutcome(print_audit(summary, job.out, rob, findings=findings), summary, rob)
+    return AuditOutcome(print_audit(summary, job.out, rob, findings=findings), summary)
 
 
 def print_audit(summary: AuditSummary, out: Path, rob: RobustnessResult | None, *, findings: bool = False) -> int:

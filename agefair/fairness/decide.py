@@ -49,8 +49,6 @@ def _p_text(p: float, adjusted: bool) -> str:
 
 
 Practical = Literal["better", "worse", "equivalent", "unclear"]
-PRACTICAL_WORDS: dict[str, str] = {"better": "better by more than the margin", "worse": "worse by more than the margin",
-                                   "equivalent": "practically equivalent", "unclear": "can't tell"}
 
 
 def practical(difference: float | None, ci, margin: float | None) -> Practical:

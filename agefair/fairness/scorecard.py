@@ -12,13 +12,12 @@ summary alone: every number of a cell is also in summary.json's audits and compa
 
 from __future__ import annotations
 
+from agefair.core.decision_config import DEFAULT_MARGINS
 from agefair.fairness.decide import practical
 from agefair.fairness.decision_types import ComparisonRow
 from agefair.fairness.gate_types import ThresholdGateSummary
 from agefair.fairness.scorecard_types import Scorecard, ScoreCell, ScoreColumn, ScoreRow, written_whole
 from agefair.fairness.summary import AuditSummary, ExactAudit
-
-DEFAULT_MARGINS = {"years": 0.25, "share": 0.01, "coverage": 0.02}
 
 
 def _margin(summary: AuditSummary, metric: str) -> float | None:

@@ -60,7 +60,3 @@ class Scorecard(Record):
     level: Num = None
     columns: list[ScoreColumn] = []
     rows: list[ScoreRow] = []
-
-    def cell(self, model: str, key: str) -> ScoreCell:
-        row = next((r for r in self.rows if r.model == model), None)
-        return (row.cells.get(key) if row else None) or ScoreCell()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from agefair.fairness.gate_types import ThresholdGateSummary
 from agefair.fairness.result import AuditSummary
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_int, fmt_pct, fmt_signed, fmt_text, grouping_title, num
-from agefair.reporting.scorecard import card_id, scorecard_context, the_scorecard
+from agefair.reporting.scorecard import card_id, scorecard_context
 from agefair.reporting.view import groups_by_name, metric_of
 
 CARD_TILES = 6  # worst errors shown on a card
@@ -80,11 +80,11 @@ def cards_context(summary: AuditSummary, variants: list[str], galleries: list[di
                   ) -> list[dict]:
     """A card per model, in the scorecard's order (``sc``: scorecard_context's, when already built)."""
     sc = sc or scorecard_context(summary)
-    by_model = {r["model"]: r for r in sc["rows"]}
+    by_model = {r["name"]: r for r in sc["rows"]}
     tiles = {g["variant"]: g["overall"][:CARD_TILES] for g in galleries if not g.get("missing")}
     cards = []
-    for v in [r.model for r in the_scorecard(summary).rows] or variants:
-        row = by_model.get(fmt_text(v))
+    for v in [r["name"] for r in sc["rows"]] or variants:
+        row = by_model.get(v)
         marks = [{"title": c["title"], "family": c.get("family_title", ""), **cell}
                  for c, cell in zip(sc["columns"], row["cells"])] if row else []
         entry = summary.entry(v)
@@ -93,7 +93,7 @@ def cards_context(summary: AuditSummary, variants: list[str], galleries: list[di
             "source": fmt_text(entry.predictions.get("file") if entry.external else
                                entry.training.checkpoint if entry.training else None),
             "headline": _headline(summary, v), "rules": row["rules"] if row else MISSING,
-            "rules_status": row["rules_status"] if row else "none", "marks": marks,
+            "rules_status": row["status"] if row else "none", "marks": marks,
             "groups": _group_rows(summary, v), "gates": _gate_rows(summary, v),
             "intervals": _intervals(summary, v), "tiles": tiles.get(v, []),
         })

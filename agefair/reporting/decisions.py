@@ -4,13 +4,16 @@ every model against the reference, three tables (each one Benjamini-Hochberg fam
 from __future__ import annotations
 
 from agefair.fairness.decision_types import ComparisonRow
+from agefair.fairness.decisions import matters
 from agefair.fairness.result import AuditSummary
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_int, fmt_text
+from agefair.reporting.scorecard import SYMBOLS
 
 DIFFERENCES_SHOWN = 12  # significant differences listed in the summary (the console too); the rest are folded
 TABLES = (("overall", "Overall and disparities"), ("groups", "Each group"),
           ("gates", "Age gates: false pass and false challenge"))
-PRACTICAL_TEXT = {"better": "▲ better", "worse": "▼ worse", "equivalent": "= equivalent", "unclear": "? can't tell"}
+PRACTICAL_TEXT = {k: f"{SYMBOLS[k]} {word}" for k, word in (("better", "better"), ("worse", "worse"),
+                                                               ("equivalent", "equivalent"), ("unclear", "can't tell"))}
 
 
 def segments(sentence: str | None) -> list[dict]:
@@ -70,7 +73,7 @@ def decisions_context(summary: AuditSummary) -> dict:
         "n_differences": len(v.differences),
         "counts": v.counts or None,
         "n_rows": sum(len(t) for t in c.tables.values()) if c else 0,
-        "n_beyond_not_significant": sum(r.practical in ("better", "worse") and r.significant is False
+        "n_beyond_not_significant": sum(r.practical in ("better", "worse") and not matters(r)
                                         for t in (c.tables.values() if c else ()) for r in t),
         "reference": fmt_text(v.reference or (c.reference if c else None)),
         "power": power_rows(summary),

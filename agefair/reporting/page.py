@@ -3,10 +3,11 @@
 ``render_report(summary, galleries, path, robustness)`` writes it. The reader sees the decision first: the
 scorecard (agefair.reporting.scorecard), the pictures of the differences (agefair.reporting.pictures), the
 findings and a report card per model (agefair.reporting.cards); every full table follows, collapsed, under
-"Evidence". The stylesheets (templates/*.css) are inlined; plotly's JavaScript is embedded once, gzipped, at the
-end of the page (``plotly_bundle``), and every chart is a ``<div class="chart" id=...>`` holding its figure as JSON, drawn after the
-page has painted; images are data URIs, each picture once, so the page makes no network request. Missing
-numbers (None or NaN) read as '–'. Unknown summary keys are ignored (listed, as raw JSON, at the end of the provenance section).
+"Evidence". The stylesheets (templates/*.css) are inlined; plotly's JavaScript is embedded once, gzipped, at
+the end of the page (``plotly_bundle``), and every chart is a ``<div class="chart" id=...>`` holding its figure
+as JSON, drawn after the page has painted; images are data URIs, each picture once, so the page makes no
+network request. Missing numbers (None or NaN) read as '–'. Unknown summary keys are ignored (listed, as raw
+JSON, at the end of the provenance section).
 
 templates/report.html is the page; it includes one template per section (section_*.html), which
 import their shared macros from macros.html. No torch here: the report only reads the summary.

@@ -18,10 +18,10 @@ from agefair.fairness.result import AuditSummary
 from agefair.reporting.charts import PALETTE, TEMPLATE, apply_layout, chart_markup, new_figure
 from agefair.reporting.format import grouping_title, natural_key, num, plot_text, slug
 from agefair.reporting.gates import chart_grouping
+from agefair.reporting.scorecard import SYMBOLS
 
-# Okabe-Ito, safe for the common colour-vision deficiencies: blue better, vermillion worse, grey equal.
-CLASS_COLOURS = {"better": "#0072B2", "worse": "#D55E00", "equivalent": "#999999", "unclear": "#E69F00"}
-SYMBOLS = {"better": "▲", "worse": "▼", "equivalent": "=", "unclear": "?"}
+# Okabe-Ito, safe for the common colour-vision deficiencies: blue better, vermillion worse (scorecard.css's too).
+CLASS_COLOURS = {"better": "#0072B2", "worse": "#D55E00"}
 
 
 def _label(r: ComparisonRow) -> str:

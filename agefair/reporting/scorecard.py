@@ -12,11 +12,13 @@ from agefair.fairness.result import AuditSummary
 from agefair.fairness.scorecard import scorecard
 from agefair.fairness.scorecard_types import Scorecard, ScoreCell, ScoreColumn
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_pct, fmt_signed, fmt_text, grouping_title, num, slug
+from agefair.reporting.sections import rules_cell
 
 MARKS = {"better": ("▲", "better by more than the margin"), "worse": ("▼", "worse by more than the margin"),
          "equivalent": ("=", "practically equivalent (the whole interval inside the margin)"),
          "unclear": ("?", "can't tell (the interval reaches across a margin)"),
          "reference": ("◆", "the reference"), "none": ("", "not compared")}
+SYMBOLS = {k: s for k, (s, _) in MARKS.items()}  # the charts' and the comparison tables' marks too
 TARGET_MARKS = {"worse": ("▼", "off target by more than the margin"),
                 "equivalent": ("=", "on target (the whole interval inside the margin)"),
                 "unclear": ("?", "can't tell")}
@@ -114,9 +116,8 @@ def scorecard_context(summary: AuditSummary) -> dict:
     """The scorecard table (families, columns, rows of formatted cells) and its legend."""
     sc = the_scorecard(summary)
     cols = sc.columns
-    rows = [{"model": fmt_text(r.model), "card": card_id(r.model), "reference": r.reference,
-             "rules": f"{r.rules_passed}/{r.rules}" if r.rules else MISSING,
-             "rules_status": "none" if not r.rules else "pass" if r.rules_passed == r.rules else "fail",
+    rows = [{"name": r.model, "model": fmt_text(r.model), "card": card_id(r.model), "reference": r.reference,
+             **rules_cell(r),
              "cells": [_cell(c, r.cells.get(c.key), sc.reference) for c in cols]} for r in sc.rows]
     return {
         "reference": fmt_text(sc.reference) if sc.reference else None,

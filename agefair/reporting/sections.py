@@ -48,7 +48,8 @@ def _flags(board: list, cols: dict) -> dict[str, list[bool]]:
     return {k: _best_flags(board, f, b) for k, (f, b) in cols.items()} if len(board) > 1 else {}
 
 
-def _rules_cell(r: ExactRow | IntervalRow) -> dict:
+def rules_cell(r) -> dict:
+    """A row's rules passed as 'p/t' and its status (a leaderboard row, or anything with rules_passed / rules)."""
     passed, total, status = rules_status(r)
     return {"rules": f"{fmt_int(passed)}/{fmt_int(total)}" if total else MISSING, "status": status}
 
@@ -69,11 +70,11 @@ def interval_leaderboard_rows(board: list[IntervalRow]) -> list[dict]:
         "too_old": fmt_pct(r.too_old), "too_young": fmt_pct(r.too_young),
         "worst_group": fmt_text(r.worst_group), "worst": fmt(r.worst_group_dist), "worst_ci": fmt_ci(r.worst_group_ci),
         "gap": fmt(r.gap), "gap_ci": fmt_ci(r.gap_ci), "gap_grouping": fmt_text(r.gap_grouping),
-        **_rules_cell(r), "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
+        **rules_cell(r), "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
     } for i, r in enumerate(board)]
 
 
-def rules_status(row: ExactRow | IntervalRow) -> tuple:
+def rules_status(row) -> tuple:
     """(rules passed, rules checked, none | pass | partial | fail) of a leaderboard row."""
     passed, total = num(row.rules_passed), num(row.rules)
     status = "none" if not total else "pass" if passed == total else "fail" if not passed else "partial"
@@ -101,7 +102,7 @@ def exact_leaderboard_rows(board: list[ExactRow]) -> list[dict]:
         "gap": fmt(getattr(r, gk)), "gap_ci": fmt_ci(getattr(r, gk + "_ci")),
         "gap_grouping": fmt_text("ethnicity" if gk == "ethnicity_gap" else r.gap_grouping),
         "spread": fmt(r.age_bin_spread),
-        **_rules_cell(r), "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
+        **rules_cell(r), "best": {k: bool(flags.get(k, [False] * len(board))[i]) for k in cols},
     } for i, r in enumerate(board)]
 
 
