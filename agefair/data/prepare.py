@@ -8,6 +8,7 @@ labels CSV (agefair.data.csv_dataset: the CSV itself, or a folder holding labels
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,9 +143,10 @@ def prepare_table(table: TableData, cfg: DataConfig, work_root: str | Path | Non
     report = {"data_dir": str(table.path), "files_scanned": q["rows"], "files_kept": q["kept"],
               "files_dropped": q["rows"] - q["kept"], "manifest_hash": quality.data_hash, "counts": q["dropped"],
               "actions": q["actions"], "examples": q["examples"], "predictions": q["predictions"], "format": q["format"],
-              "file_sha256": table.data_hash}
+              "source": q["source"], "file_sha256": table.data_hash}
     split_meta = {"seed": None, "fractions": {"all": 1.0}, "counts": {"total": {"all": len(manifest)}},
                   "manifest_hash": quality.data_hash}
-    return PreparedData(table.path.parent, dataset_work_dir(table.path, work_root), manifest, quality, report, split_meta,
+    place = table.path.parent / re.sub(r"[*?\[\]]", "_", table.path.name)  # a glob's wildcards out of the folder name
+    return PreparedData(table.path.parent, dataset_work_dir(place, work_root), manifest, quality, report, split_meta,
                         kind="table", source=table.path, name=table.path.name, labels=table.labels,
                         attributes=table.attributes, groupings=table.groupings, aligned="no images")

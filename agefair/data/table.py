@@ -1,10 +1,11 @@
-"""A table of labels and predictions, audited without images (``python -m agefair.audit --table FILE``).
+"""A table of labels and predictions, audited without images (``python -m agefair.audit --table PATH``).
 
 One row per face: an id, the true age (``age``) or age group (``age_group``), sensitive attributes, and
 one predicted-age column per model: ``--pred COLUMN[=NAME]`` names them, else every ``pred_*`` column
 is one (its model named by the part after ``pred_``). Every other column is an attribute (the dataset
-config's ``columns:`` and ``ignore:`` apply as for a labels CSV: agefair.data.csv_dataset). CSV is read
-as every text input (agefair.core.io.read_csv_text); ``.parquet`` / ``.pq`` through pyarrow.
+config's ``columns:`` and ``ignore:`` apply as for a labels CSV: agefair.data.csv_dataset). PATH is a file, a
+folder of partitions (a Parquet dataset, hive-partitioned or not) or a glob; agefair.data.table_source reads
+them (CSV as every text input; Parquet through pyarrow in row batches) and counts what it read.
 
 A previous audit's ``predictions.csv`` is read too (the *long* format: a ``variant`` and a ``pred``
 column, one row per file x variant): it is pivoted to one prediction column per variant, rows keyed
@@ -29,7 +30,6 @@ A prediction cell that is empty, not a number or outside 0..``MAX_PRED`` is coun
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +39,13 @@ import pandas as pd
 
 from agefair.core.config import DataConfig, DatasetConfig
 from agefair.core.errors import AgefairError
-from agefair.core.io import read_csv_text, special_file_reason
 from agefair.data.age_groups import parse_age_group
 from agefair.data.csv_dataset import age_column, attribute_columns, dataset_groupings, is_number
+from agefair.data.table_source import read_partitions, source_sha256
 
 ID_COLUMNS = ("file", "id", "image", "path", "filename", "image_path", "img")
 PRED_PREFIX = "pred_"
 MAX_PRED = 200.0  # a prediction over 200 years (or under 0) is counted out of range
-PARQUET = (".parquet", ".pq")
 TABLE_ACTIONS = {
     "missing_id": "dropped: the row has no id",
     "bad_age": "dropped: age is not a number in range",
@@ -91,30 +90,6 @@ class TableData:
     @property
     def age_key(self) -> str:
         return "age_group" if self.labels == "interval" else "age_bin"
-
-
-def _read_frame(path: Path) -> pd.DataFrame:
-    """The table's cells: text for a CSV (one-line errors from read_csv_text), as stored for Parquet."""
-    if path.suffix.lower() not in PARQUET:
-        return read_csv_text(path, "table")
-    why = special_file_reason(path)
-    if why is not None:
-        raise AgefairError(f"{path}: {'table not found' if why == 'not found' else why + ', not a table'}")
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        raise AgefairError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    try:
-        frame = pq.read_table(path).to_pandas()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, said in one line
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise AgefairError(f"{path}: not a readable Parquet file: {first}") from None
-    names = [str(c).strip() for c in frame.columns]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise AgefairError(f"{path}: column {dup!r} appears more than once")
-    frame.columns = names
-    return frame
 
 
 def _text(col: pd.Series) -> pd.Series:
@@ -303,14 +278,6 @@ def _intervals(path: Path, frame: pd.DataFrame, models: dict[str, str]) -> dict[
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bool = False
             ) -> tuple[str, str, str, dict, list[str]]:
     """(id column, age column, 'exact' | 'interval', model -> column, attributes); ``long``: a previous
@@ -335,14 +302,15 @@ def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bo
 # long: reads, pivots a long table, checks the rows and the predictions, then assembles the result
 def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetConfig | None = None,
                preds=(), max_age: int | None = None) -> TableData:
-    """The table at ``path`` (CSV or Parquet, wide or a previous audit's long predictions.csv), checked.
+    """The table at ``path`` (a CSV or Parquet file, a folder of partitions or a glob of them:
+    agefair.data.table_source; wide or a previous audit's long predictions.csv), checked.
 
     ``preds``: ``COLUMN[=NAME]`` specs (a long table: variant names); default every ``pred_*`` column
     (a long table: every variant). Every problem with the table itself is one AgefairError line."""
     path = Path(path)
     cfg = dataset_cfg or DatasetConfig()
     max_age = data_cfg.max_age if max_age is None else max_age
-    frame = _read_frame(path)
+    frame, source, files, root = read_partitions(path)
     n_rows = len(frame)
     problems = dict.fromkeys(TABLE_ACTIONS, 0)
     fmt = "long" if {"variant", "pred"} <= set(frame.columns) else "wide"
@@ -369,11 +337,11 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
     predictions = {k: v[kept] for k, v in predictions.items()}
     pred_counts = _prediction_counts(models, why, kept)
     intervals = _intervals(path, frame.loc[kept], models)
-    quality = {"format": fmt, "rows": n_rows, "kept": int(kept.sum()), "dropped": problems,
+    quality = {"format": fmt, "source": source.to_json(), "rows": n_rows, "kept": int(kept.sum()), "dropped": problems,
                "actions": dict(TABLE_ACTIONS), "examples": examples, "predictions": pred_counts}
     age_key = "age_group" if kind == "interval" else "age_bin"
     return TableData(path=path, manifest=manifest, labels=kind, attributes=attributes, predictions=predictions,
-                     quality=quality, data_hash=_sha256(path), format=fmt,
+                     quality=quality, data_hash=source_sha256(files, root), format=fmt,
                      groupings=dataset_groupings(age_key, attributes, cfg.intersections, path)
                      | ({"shot": ["shot"]} if "shot" in manifest.columns else {}), intervals=intervals)
 

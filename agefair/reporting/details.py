@@ -142,6 +142,7 @@ def data_context(summary: AuditSummary) -> dict:
                   (("files_scanned", "files scanned"), ("files_kept", "kept"), ("files_dropped", "dropped"))
                   if k in q],
         "data_dir": fmt_text(q.get("data_dir")), "manifest_hash": fmt_text(q.get("manifest_hash")),
+        "source": _source_text(q.get("source")),
         "problems": [{"problem": p.replace("_", " "), "count": fmt_int(counts.get(p)),
                       "nonzero": bool(num(counts.get(p))), "action": fmt_text(actions.get(p))} for p in problems],
         "duplicates": [(k.replace("_", " "), fmt_int(x)) for k, x in (q.get("duplicate_groups") or {}).items()],
@@ -152,6 +153,22 @@ def data_context(summary: AuditSummary) -> dict:
                           for k, x in split.items() if k in ("stratified_by", "grouped_by", "age_bins")],
         "split_text": summary.data.split_text,
     }
+
+
+def _source_text(source: dict | None) -> str | None:
+    """What a table audit read (agefair.data.table_source.SourceCounts): partitions, empty ones, rows, batches."""
+    if not source:
+        return None
+    n, fmt = source.get("partitions", 0), "Parquet" if source.get("format") == "parquet" else "CSV"
+    parts = [f"{fmt_int(n)} {fmt} {'file' if n == 1 else 'partitions'}"]
+    if source.get("empty"):
+        parts.append(f"{fmt_int(source['empty'])} of them empty")
+    parts.append(f"{fmt_int(source.get('rows'))} rows")
+    if source.get("batches"):
+        parts.append(f"in {fmt_int(source['batches'])} row batches")
+    if source.get("hive_columns"):
+        parts.append("columns from folder names: " + ", ".join(source["hive_columns"]))
+    return "Read " + ", ".join(parts)
 
 
 def _rule_label(rule: dict) -> str:
