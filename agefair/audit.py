@@ -64,9 +64,8 @@ def table_job(args, fair, thresholds_file: str) -> tuple[AuditJob, PreparedData,
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m agefair.audit", description=__doc__.split("\n")[0])
-    p.add_argument("--table", metavar="PATH", help="audit a table without images: labels, attributes and predicted-age "
-                   "columns; a CSV or Parquet file (or a previous audit's predictions.csv), a folder of partitions "
-                   "(a Parquet dataset, hive-partitioned or not) or a quoted glob ('logs/*.csv')")
+    p.add_argument("--table", metavar="PATH", help="audit a table without images (labels, attributes, pred_* columns): "
+                   "a CSV or Parquet file, a folder of partitions (a Parquet dataset) or a quoted glob ('logs/*.csv')")
     p.add_argument("--pred", action="append", metavar="COLUMN[=NAME]",
                    help="with --table: a predicted-age column and its model's name (repeat; default: every pred_* column)")
     p.add_argument("--runs", metavar="RUNS_DIR", help="trained runs (default: runs/, or none when --predictions is given)")

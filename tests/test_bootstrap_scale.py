@@ -12,7 +12,8 @@ import pytest
 from agefair.data.labels import age_bin
 from agefair.fairness.conformal_eval import evaluate_coverage
 from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, bootstrap_group_metrics
-from agefair.fairness.resampling import poisson_weights, weight_chunks
+from agefair.fairness.keyed_draws import unit_keys
+from agefair.fairness.resampling import swap_chunks, weight_chunks
 from agefair.models.conformal import Intervals
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
@@ -74,7 +75,30 @@ def test_poisson_weights_are_poisson_one():
         assert abs(np.mean(w == k) - p) < 4 * np.sqrt(p * (1 - p) / len(w))
     again = np.concatenate([c.ravel() for c in weight_chunks(50_000, 40, seed=1, scheme="poisson")])
     np.testing.assert_array_equal(w, again)
-    assert poisson_weights(np.random.default_rng(0), 3, 7).shape == (3, 7)
+
+
+def test_poisson_weights_and_swaps_follow_the_units_not_their_positions():
+    """Keyed draws: shuffling the units shuffles their weights and swaps with them, for any chunk size;
+    another seed draws other weights; a unit's weights are uncorrelated across replicates and with other units'."""
+    keys = unit_keys([f"face{i}" for i in range(5_000)])
+    order = np.random.default_rng(0).permutation(len(keys))
+    for draw in (weight_chunks, swap_chunks):
+        extra = {"step": 7} if draw is weight_chunks else {}
+        w = np.vstack([c.copy() for c in draw(len(keys), 30, 3, "poisson", keys=keys, **extra)])
+        shuffled = np.vstack([c.copy() for c in draw(len(keys), 30, 3, "poisson", keys=keys[order])])
+        np.testing.assert_array_equal(w[:, order], shuffled)
+        other = np.vstack([c.copy() for c in draw(len(keys), 30, 4, "poisson", keys=keys)])
+        assert np.mean(w == other) < 0.6
+    swaps = np.vstack(list(swap_chunks(len(keys), 40, 3, "poisson", keys=keys)))
+    assert abs(swaps.mean() - 0.5) < 0.01 and set(np.unique(swaps)) == {0.0, 1.0}
+    w = np.vstack([c.copy() for c in weight_chunks(len(keys), 40, 3, "poisson", keys=keys)])
+    corr = np.corrcoef(w)[np.triu_indices(40, 1)]  # replicates: rows
+    assert np.abs(corr).max() < 0.07, np.abs(corr).max()
+    corr_units = np.corrcoef(w[:, :200].T)[np.triu_indices(200, 1)]
+    assert abs(corr_units.mean()) < 0.01
+    # the multinomial draw (bootstrap: auto up to 100,000 units) follows positions: another order, other weights
+    multi = next(weight_chunks(len(keys), 30, 3, "vectorized"))
+    assert not np.array_equal(multi[:, order], next(weight_chunks(len(keys), 30, 3, "vectorized")))
 
 
 def test_multinomial_weights_do_not_depend_on_the_chunk_size():

@@ -28,7 +28,7 @@ import numpy as np
 
 from agefair.fairness.metrics import AuditSettings
 from agefair.fairness.replicates import Job, replicate_many
-from agefair.fairness.resampling import Resampler, as_labels, build_layout, quantile_ci, to_json_value
+from agefair.fairness.resampling import Resampler, as_labels, build_layout, is_clustered, quantile_ci, to_json_value
 
 AAR_GROUPS = ("1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "70+")
 
@@ -94,7 +94,7 @@ def _aar_result(job: Job, err: np.ndarray, point, boot, cluster, settings: Audit
     return AAR(float(point[0, 0]), ci[0], float(point[1, 0]), ci[1], float(point[2, 0]), ci[2],
                dict(zip(labels, gm.tolist())), {g: int(c) for g, c in zip(labels, counts[gcols])},
                tuple(g for g in AAR_GROUPS if g not in labels), settings.ci_level, settings.n_boot,
-               cluster is not None)
+               is_clustered(cluster))
 
 
 def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -> AAR:

@@ -13,13 +13,8 @@ import pandas as pd
 
 from agefair.fairness.age_accuracy import aar_and_slopes
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
+from agefair.fairness.resampling import units_of
 from agefair.fairness.standardise import standardised_many
-
-SUBJECT = "subject"
-
-
-def _cluster(pred: pd.DataFrame):
-    return pred[SUBJECT].to_numpy() if SUBJECT in pred.columns else None
 
 
 def standardised_groupings(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
@@ -31,14 +26,14 @@ def standardised_groupings(pred: pd.DataFrame, groupings: Mapping[str, list[str]
             continue
         calls[name] = dict(pred=pred["pred"].to_numpy(float), age=pred["age"].to_numpy(float),
                            age_bin=pred["age_bin"].to_numpy(), group=pred[col].to_numpy(), grouping=name)
-    done = standardised_many(list(calls.values()), cluster=_cluster(pred), settings=settings)  # one draw
+    done = standardised_many(list(calls.values()), cluster=units_of(pred), settings=settings)  # one draw
     return {name: s.to_json() for name, s in zip(calls, done)}
 
 
 def age_accuracy(pred: pd.DataFrame, groupings: Mapping[str, list[str]], settings: AuditSettings) -> dict:
     """{"aar": AAR as JSON, "error_slopes": [Slope as JSON]}: overall and per group of each single grouping
     (the attributes and age_bin)."""
-    p, age, cluster = pred["pred"].to_numpy(float), pred["age"].to_numpy(float), _cluster(pred)
+    p, age, cluster = pred["pred"].to_numpy(float), pred["age"].to_numpy(float), units_of(pred)
     single = {n: pred[c[0]].to_numpy() for n, c in groupings.items()
               if len(c) == 1 and c[0] in pred.columns and c[0] != "shot"}
     a, slopes = aar_and_slopes(pred=p, age=age, groupings=single, cluster=cluster, settings=settings)

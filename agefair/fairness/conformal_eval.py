@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import sparse
 
 from agefair.core.errors import AgefairError
+from agefair.fairness.keyed_draws import unit_keys
 from agefair.fairness.metrics import AuditSettings
 from agefair.fairness.resampling import scheme_of, weight_chunks
 from agefair.models.conformal import Intervals, group_labels
@@ -137,8 +138,10 @@ class _Boot:
     chunk of weights, never n_boot x n."""
 
     def __init__(self, n: int, s: AuditSettings, codes: dict[str, tuple[np.ndarray, int]],
-                 values: dict[str, np.ndarray], width: np.ndarray):
+                 values: dict[str, np.ndarray], width: np.ndarray, ids=None):
         self.n_boot, self.n = s.n_boot, n
+        scheme = scheme_of(s.bootstrap, n)
+        keys = unit_keys(ids) if ids is not None and scheme == "poisson" else None
         names = list(values)
         self._means = {g: {v: np.empty((s.n_boot, k)) for v in names} for g, (_, k) in codes.items()}
         self._medians = {g: np.empty((s.n_boot, k)) for g, (_, k) in codes.items()}
@@ -149,7 +152,7 @@ class _Boot:
         orders = {g: [np.flatnonzero(c == j)[np.argsort(width[c == j], kind="stable")] for j in range(k)]
                   for g, (c, k) in codes.items()}
         start = 0
-        for w in weight_chunks(n, s.n_boot, s.seed, scheme_of(s.bootstrap, n)):
+        for w in weight_chunks(n, s.n_boot, s.seed, scheme, keys=keys):
             r = slice(start, start + len(w))
             for g, (_, k) in codes.items():
                 sums = np.asarray(design[g].T @ w.T).T.reshape(len(w), k, cols.shape[1])
@@ -232,10 +235,11 @@ def _grouping(name: str, keys: np.ndarray, cov: dict[str, np.ndarray], width: np
 
 def evaluate_coverage(*, intervals: Intervals, y=None, age_lo=None, age_hi=None,
                       groupings: Mapping[str, object] | None = None,
-                      settings: AuditSettings = AuditSettings()) -> CoverageReport:
+                      settings: AuditSettings = AuditSettings(), ids=None) -> CoverageReport:
     """Coverage and widths of ``intervals`` against test labels (exact ages ``y``, or age groups
     ``age_lo`` / ``age_hi``), overall and per group of each grouping (name -> one label per row, or a
-    DataFrame of columns joined as in the audit)."""
+    DataFrame of columns joined as in the audit); ``ids``: each row's id, the key of its bootstrap weights
+    under ``bootstrap: poisson`` (default: its position)."""
     cov = covered(intervals, y=y, age_lo=age_lo, age_hi=age_hi)
     n = len(intervals.lo)
     if n == 0:
@@ -248,7 +252,8 @@ def evaluate_coverage(*, intervals: Intervals, y=None, age_lo=None, age_hi=None,
     boot = None
     if settings.n_boot > 0:
         codes = {g: (c, len(names)) for g, (names, c) in ((g, _codes(k)) for g, k in keys.items())}
-        boot = _Boot(n, settings, codes, {**{d: c.astype(float) for d, c in cov.items()}, "__width__": width}, width)
+        boot = _Boot(n, settings, codes, {**{d: c.astype(float) for d, c in cov.items()}, "__width__": width}, width,
+                     ids=ids)
     overall = _grouping("\0overall", keys["\0overall"], cov, width, intervals, boot, settings).groups[0]
     out = {name: _grouping(name, keys[name], cov, width, intervals, boot, settings) for name in (groupings or {})}
     return CoverageReport(target=1 - intervals.alpha, label_kind="exact" if y is not None else "interval",

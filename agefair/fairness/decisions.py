@@ -30,9 +30,8 @@ from agefair.fairness.compare import Comparison, adjust_bh, compare_many, row_er
 from agefair.fairness.decide import credibly_best_many, describe, minimum_detectable, practical
 from agefair.fairness.decision_types import BestStatement, ComparisonRow, Comparisons, Verdict
 from agefair.fairness.metrics import AuditSettings, attribute_groupings
+from agefair.fairness.resampling import SUBJECT, units_of
 from agefair.fairness.specs import SHARE_METRICS
-
-SUBJECT = "subject"  # the prediction frames' cluster column, when the dataset names one
 
 
 def pick_reference(names: list[str], requested: str | None, *, flag: str = "reference") -> str:
@@ -115,7 +114,7 @@ def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, li
     set of permutation swaps (agefair.fairness.compare.compare_many): the same numbers as one call each."""
     frame = aligned(preds)
     names = list(preds)
-    cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
+    cluster = units_of(frame)
     labels = _labels(frame)
     exact = "age" in labels
     arrays = _grouping_arrays(frame, groupings)
@@ -138,7 +137,7 @@ def comparisons(preds: Mapping[str, pd.DataFrame], *, groupings: Mapping[str, li
     gate_adj = adjust_bh([c for _, c in gate_pairs]) if n_perm else [c for _, c in gate_pairs]
     out = Comparisons(
         reference=reference, level=settings.ci_level, n_boot=settings.n_boot, n_perm=n_perm,
-        subject=SUBJECT if cluster is not None else None, rows=len(frame), margins=dict(config.margins),
+        subject=SUBJECT if cluster.cluster is not None else None, rows=len(frame), margins=dict(config.margins),
         overall=[_row(c, "overall", config) for c in overall], groups=[_row(c, "groups", config) for c in groups],
         gates=[_row(c, "gates", config, gate=g) for (g, _), c in zip(gate_pairs, gate_adj)])
     return out, frame
@@ -169,7 +168,7 @@ def verdict(frame: pd.DataFrame, names: list[str], comps: Comparisons, *, groupi
                        note="one model audited: nothing to compare it with")
     labels = _labels(frame)
     arrays = _grouping_arrays(frame, groupings)
-    cluster = frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None
+    cluster = units_of(frame)
     preds = {m: frame[m].to_numpy(float) for m in names}
     best = []
     crits = _criteria(frame, groupings, "age" in labels)

@@ -21,6 +21,7 @@ from agefair.data.table import ModelIntervals
 from agefair.fairness.conformal_eval import evaluate_coverage
 from agefair.fairness.interval_types import CalibrationInfo, CalibratorInfo, IntervalsAudit
 from agefair.fairness.metrics import AuditSettings, label_kind
+from agefair.fairness.resampling import units_of
 from agefair.models import runs
 from agefair.models.calibration import (
     MARGINAL,
@@ -117,7 +118,8 @@ def audit_intervals(pred: pd.DataFrame, calibrated: Calibrated, *, groupings: di
         if method == MARGINAL:  # predictions.csv keeps them: a later --table audit of it measures their coverage
             pred["lo"], pred["hi"] = np.round(intervals.lo, 2), np.round(intervals.hi, 2)
             pred["coverage"] = cal.coverage
-        methods[method] = evaluate_coverage(intervals=intervals, groupings=present, settings=settings, **_labels(pred))
+        methods[method] = evaluate_coverage(intervals=intervals, groupings=present, settings=settings,
+                                            ids=units_of(pred).ids, **_labels(pred))
     return IntervalsAudit(calibration=_calibration_info(calibrated), methods=methods, notes=notes)
 
 
@@ -135,6 +137,7 @@ def table_intervals(pred: pd.DataFrame, given: ModelIntervals, rows: np.ndarray,
                           unseen=np.zeros(n, bool), alpha=round(1 - given.coverage, 10), max_age=max_age)
     sub = pred.loc[ok].reset_index(drop=True)
     present = {name: sub[cols] for name, cols in groupings.items() if all(c in sub.columns for c in cols)}
-    report = evaluate_coverage(intervals=intervals, groupings=present, settings=settings, **_labels(sub))
+    report = evaluate_coverage(intervals=intervals, groupings=present, settings=settings, ids=units_of(sub).ids,
+                               **_labels(sub))
     info = CalibrationInfo(source="read from the table (lo_, hi_ and coverage_ columns)", coverage=given.coverage)
     return IntervalsAudit(calibration=info, methods={MARGINAL: report}, notes=notes)

@@ -29,7 +29,8 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 
 from agefair.data.age_groups import interval_error
-from agefair.fairness.resampling import fine_boot_sums, finest_codes, scheme_of
+from agefair.fairness.keyed_draws import unit_keys
+from agefair.fairness.resampling import fine_boot_sums, finest_codes, scheme_of, units_of
 from agefair.fairness.specs import (  # noqa: F401  (METRIC_NAMES, INTERVAL_METRIC_NAMES: re-exported)
     AGE_GROUPINGS,
     INTERVAL_METRIC_NAMES,
@@ -176,16 +177,20 @@ class GroupBoot:
     labels are constant on those cells: one pass over the rows serves every grouping."""
 
     def __init__(self, cell_codes, err: np.ndarray, metrics: tuple[str, ...], n_boot: int, seed: int,
-                 scheme: str = "vectorized"):
+                 scheme: str = "vectorized", keys: np.ndarray | None = None):
         codes = [np.asarray(cell_codes, np.int64)] if np.ndim(cell_codes) == 1 else list(cell_codes)
         self.fine, self.first = finest_codes(codes)
         self.metrics = tuple(metrics)
-        self.sums = fine_boot_sums(self.fine, [_ROW_VALUES[m](err) for m in self.metrics], n_boot, seed, scheme)
+        self.sums = fine_boot_sums(self.fine, [_ROW_VALUES[m](err) for m in self.metrics], n_boot, seed, scheme,
+                                   keys=keys)
 
     @classmethod
     def of(cls, pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> GroupBoot:
+        """The frame's rows resampled (keyed by their ids under ``bootstrap: poisson``)."""
         codes = [pd.factorize(pred[c], use_na_sentinel=False)[0] for c in columns] or [np.zeros(len(pred), np.int64)]
-        return cls(codes, errors(pred), LABEL_METRICS[label_kind(pred)], s.n_boot, s.seed, scheme_of(s.bootstrap, len(pred)))
+        scheme = scheme_of(s.bootstrap, len(pred))
+        keys = unit_keys(units_of(pred).ids) if scheme == "poisson" else None
+        return cls(codes, errors(pred), LABEL_METRICS[label_kind(pred)], s.n_boot, s.seed, scheme, keys)
 
     def group_metrics(self, codes: np.ndarray, n_groups: int) -> dict:
         """(n_boot, n_groups) replicates per metric for row group ``codes`` (constant on each finest cell)."""

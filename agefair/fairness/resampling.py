@@ -23,9 +23,10 @@ Two schemes (``weight_chunks``; every bootstrap of agefair.fairness draws its we
   a unit's weight is how often it was drawn. The numbers do not depend on the chunk size.
 * ``poisson``: each unit's weight is an independent Poisson(1) count (the "Poisson bootstrap":
   the replicate's size varies around n; per-cell statistics are ratios, so they are unchanged in
-  distribution to O(1/n)). Drawn from 32-bit uniform integers against the Poisson(1) CDF (exact up
-  to 2^-48: ``POISSON_TABLE``), about 6x faster than the multinomial draw, and each unit's weights are
-  independent of every other unit's. Its permutation swaps come from packed random bits.
+  distribution to O(1/n)), drawn by a counter-based generator from (seed, the unit's key, the
+  replicate) (agefair.fairness.keyed_draws): the numbers do not depend on the order of the rows or on
+  how they are split, and drawing is about 8x faster than the multinomial draw. Its permutation swaps are
+  keyed the same way. A unit's key is the hash of its id (``Units``); without ids, of its position.
 
 A paired permutation draws, per unit, whether the two models' values are swapped: with
 ``D = S_b - S_a`` and a 0/1 swap vector ``s``, the permuted sums are ``S_a + s @ D`` and
@@ -34,7 +35,6 @@ A paired permutation draws, per unit, whether the two models' values are swapped
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,21 +43,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from agefair.fairness.keyed_draws import index_keys, keyed_poisson, keyed_swaps, unit_keys
+
 MAX_WEIGHTS = 2_000_000  # unit weights per chunk of replicates (16 MB of float64)
 MIN_CHUNK = 16  # replicates per chunk however many units
 SCHEMES = ("vectorized", "poisson")
-# Poisson(1) CDF in units of 2^-48. A weight is drawn from 16 random bits through a table (the number of
-# CDF thresholds at or below the bits' bucket); the few buckets a threshold cuts (NaN in the table,
-# about 1 draw in 8,000) are resolved with 32 more bits, so weights are exact Poisson(1) up to 2^-48.
-_POISSON_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(25)])
-POISSON_THRESHOLDS = np.unique(np.round(_POISSON_CDF * 2.0 ** 48))
-POISSON_THRESHOLDS = POISSON_THRESHOLDS[POISSON_THRESHOLDS < 2.0 ** 48].astype(np.uint64)
-_BUCKETS = np.arange(2 ** 16, dtype=np.uint64) << np.uint64(32)
-_LOW = np.searchsorted(POISSON_THRESHOLDS, _BUCKETS, side="right")
-_HIGH = np.searchsorted(POISSON_THRESHOLDS, _BUCKETS + np.uint64(2 ** 32 - 1), side="right")
-POISSON_TABLE = np.where(_LOW == _HIGH, _LOW, np.nan)
-
-
 AUTO_POISSON_UNITS = 100_000  # bootstrap: auto draws Poisson weights above this many resampling units
 
 
@@ -77,60 +67,52 @@ def chunk_rows(n_units: int, n_boot: int = 500) -> int:
     return max(1, min(n_boot, max(MIN_CHUNK, min(500, MAX_WEIGHTS // max(n_units, 1)))))
 
 
-def poisson_weights(rng: np.random.Generator, r: int, u: int, buffer: np.ndarray | None = None) -> np.ndarray:
-    """(r x u) independent Poisson(1) counts as floats, Fortran-ordered (see POISSON_TABLE); drawn in
-    blocks that stay in the CPU cache, into ``buffer`` when given (at least r x u floats: a fresh array
-    of a million-row chunk costs more in page faults than the draw itself)."""
-    n = r * u
-    out = np.empty(n) if buffer is None or buffer.size < n else buffer[:n]
-    block = 1 << 18
-    for start in range(0, n, block):
-        m = min(block, n - start)
-        hi = rng.bit_generator.random_raw((m + 3) // 4).view(np.uint16)[:m]
-        w = out[start:start + m]
-        POISSON_TABLE.take(hi.astype(np.intp), out=w)
-        cut = np.flatnonzero(np.isnan(w))
-        if len(cut):
-            low = rng.integers(0, 2 ** 32, size=len(cut), dtype=np.uint64)
-            w[cut] = np.searchsorted(POISSON_THRESHOLDS, (hi[cut].astype(np.uint64) << np.uint64(32)) + low,
-                                     side="right")
-    return out.reshape(u, r).T
-
-
 def weight_chunks(n_units: int, n_boot: int, seed: int, scheme: str = "vectorized",
-                  step: int | None = None) -> Iterator[np.ndarray]:
+                  step: int | None = None, keys: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Chunks of bootstrap replicates: (chunk x units) float weights, Fortran-ordered (the sparse products
     read a unit's weights together), chunk <= ``step`` (default ``chunk_rows``). ``vectorized``: multinomial
-    draw counts (units drawn with replacement); ``poisson``: independent Poisson(1) counts. Seeded from
-    ``seed``; at most one chunk held at once (``poisson``: each chunk is drawn into the previous one's
-    array: copy a chunk to keep it past the next)."""
+    draw counts (units drawn with replacement, from ``default_rng(seed)``); ``poisson``: independent
+    Poisson(1) counts keyed by (seed, ``keys``, replicate) (agefair.fairness.keyed_draws; default keys: the
+    units' positions). At most one chunk held at once (``poisson``: each chunk is drawn into the previous
+    one's array: copy a chunk to keep it past the next)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown bootstrap scheme {scheme!r}; choose from {SCHEMES}")
     u, step = n_units, step or chunk_rows(n_units, n_boot)
-    rng = np.random.default_rng(seed if scheme == "vectorized" else [seed, 104729])
-    buffer = np.empty(step * u) if scheme == "poisson" else None
+    if scheme == "poisson":
+        keys = index_keys(u) if keys is None else _checked(keys, u)
+        buffer = np.empty(step * u)
+        for start in range(0, n_boot, step):
+            yield keyed_poisson(keys, seed, start, min(step, n_boot - start), buffer)
+        return
+    rng = np.random.default_rng(seed)
     for start in range(0, n_boot, step):
         r = min(step, n_boot - start)
-        if scheme == "poisson":
-            yield poisson_weights(rng, r, u, buffer)
-            continue
         idx = rng.integers(0, u, size=(r, u))
         idx += (np.arange(r) * u)[:, None]
         yield np.bincount(idx.ravel(), minlength=r * u).reshape(r, u).astype(float, order="F")
 
 
-def swap_chunks(n_units: int, n_perm: int, seed: int, scheme: str = "vectorized") -> Iterator[np.ndarray]:
+def swap_chunks(n_units: int, n_perm: int, seed: int, scheme: str = "vectorized",
+                keys: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Chunks of paired permutations: (chunk x units) 0/1, 1 where the two models are swapped; a
-    stream apart from the bootstrap's (``poisson``: from packed random bits, 8 units per byte)."""
-    rng = np.random.default_rng([seed, 7919])
+    stream apart from the bootstrap's (``poisson``: keyed as its weights)."""
     step = chunk_rows(n_units, n_perm)
+    if scheme == "poisson":
+        keys = index_keys(n_units) if keys is None else _checked(keys, n_units)
+        for start in range(0, n_perm, step):
+            yield keyed_swaps(keys, seed, start, min(step, n_perm - start))
+        return
+    rng = np.random.default_rng([seed, 7919])
     for start in range(0, n_perm, step):
         r = min(step, n_perm - start)
-        if scheme == "poisson":
-            bits = np.unpackbits(np.frombuffer(rng.bytes(r * ((n_units + 7) // 8)), np.uint8).reshape(r, -1), axis=1)
-            yield bits[:, :n_units].astype(float, order="F")
-        else:
-            yield rng.integers(0, 2, size=(r, n_units)).astype(float, order="F")
+        yield rng.integers(0, 2, size=(r, n_units)).astype(float, order="F")
+
+
+def _checked(keys: np.ndarray, n_units: int) -> np.ndarray:
+    keys = np.asarray(keys, np.uint64)
+    if len(keys) != n_units:
+        raise ValueError(f"{len(keys)} unit keys for {n_units} units")
+    return keys
 
 
 def as_labels(x) -> np.ndarray:
@@ -236,22 +218,58 @@ def build_layout(blocks: Mapping[str, np.ndarray], n: int, mask: np.ndarray | No
 
 
 @dataclass(frozen=True)
+class Units:
+    """How an audit's rows are resampled: each row's id (under ``bootstrap: poisson`` the key of its
+    random draws, so they do not depend on the row's position) and, when the dataset names one, each
+    row's cluster (a subject: all its rows drawn together, keyed by the subject)."""
+
+    ids: np.ndarray
+    cluster: np.ndarray | None = None
+
+
+def is_clustered(cluster) -> bool:
+    """Whether a ``cluster`` argument (None, per-row labels or ``Units``) resamples clusters, not rows."""
+    return cluster is not None and not (isinstance(cluster, Units) and cluster.cluster is None)
+
+
+ROW_ID, SUBJECT = "file", "subject"  # a prediction frame's row id and, when the dataset names one, cluster columns
+
+
+def units_of(frame: pd.DataFrame) -> Units:
+    """The resampling units of a prediction frame: its rows keyed by id, clustered by subject when it has one."""
+    ids = frame[ROW_ID].to_numpy() if ROW_ID in frame.columns else np.arange(len(frame))
+    return Units(ids, frame[SUBJECT].to_numpy() if SUBJECT in frame.columns else None)
+
+
+@dataclass(frozen=True)
 class Resampler:
-    """The resampling unit of each row (the row itself, or its cluster) and the weight scheme."""
+    """The resampling unit of each row (the row itself, or its cluster), the weight scheme and, for the
+    keyed Poisson scheme, each unit's key."""
 
     unit_of_row: np.ndarray
     n_units: int
     clustered: bool
     scheme: str = "vectorized"  # or "poisson" (see weight_chunks)
+    keys: np.ndarray | None = None  # per unit (poisson); None: keyed by position
 
     @classmethod
     def of(cls, n: int, cluster=None, scheme: str = "vectorized") -> Resampler:
+        """``cluster``: None (each row a unit), per-row cluster labels, or ``Units`` (ids and clusters)."""
+        ids = None
+        if isinstance(cluster, Units):
+            ids, cluster = cluster.ids, cluster.cluster
+            if len(ids) != n:
+                raise ValueError(f"{len(ids)} row ids for {n} rows")
         if cluster is None:
-            return cls(np.arange(n), n, False, scheme_of(scheme, n))
+            chosen = scheme_of(scheme, n)
+            keys = unit_keys(ids) if ids is not None and chosen == "poisson" else None
+            return cls(np.arange(n), n, False, chosen, keys)
         codes, uniques = pd.factorize(pd.Series(np.asarray(cluster, dtype=object)), use_na_sentinel=False)
         if len(codes) != n:
             raise ValueError(f"cluster has {len(codes)} rows, the predictions {n}")
-        return cls(codes.astype(np.int64), len(uniques), True, scheme_of(scheme, len(uniques)))
+        chosen = scheme_of(scheme, len(uniques))
+        return cls(codes.astype(np.int64), len(uniques), True, chosen,
+                   unit_keys(uniques) if chosen == "poisson" else None)
 
     def sums(self, layout: Layout, values: np.ndarray | None = None) -> CellSums:
         """Per-unit cell sums of ``values`` (None: of 1, the cell sizes), kept per finest cell."""
@@ -273,11 +291,11 @@ class Resampler:
 
     def boot_weights(self, n_boot: int, seed: int) -> Iterator[np.ndarray]:
         """Chunks of bootstrap replicates: (chunk x units) weights (``weight_chunks``)."""
-        return weight_chunks(self.n_units, n_boot, seed, self.scheme, self.chunk())
+        return weight_chunks(self.n_units, n_boot, seed, self.scheme, self.chunk(), keys=self.keys)
 
     def swaps(self, n_perm: int, seed: int) -> Iterator[np.ndarray]:
         """Chunks of paired permutations: (chunk x units) 0/1, 1 where the two models are swapped."""
-        return swap_chunks(self.n_units, n_perm, seed, self.scheme)
+        return swap_chunks(self.n_units, n_perm, seed, self.scheme, keys=self.keys)
 
 
 def finest_codes(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -293,10 +311,10 @@ def finest_codes(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fine_boot_sums(fine: np.ndarray, values: list[np.ndarray], n_boot: int, seed: int,
-                   scheme: str = "vectorized") -> np.ndarray:
+                   scheme: str = "vectorized", keys: np.ndarray | None = None) -> np.ndarray:
     """(n_boot, finest cells, 1 + len(values)) bootstrap sums per finest cell: the weighted row count,
     then each value's weighted sum; rows are the resampling units. One pass over the rows per chunk of
-    replicates, so memory is bounded by the chunk, never by n_boot x n."""
+    replicates, so memory is bounded by the chunk, never by n_boot x n. ``keys``: the rows' keys (poisson)."""
     n, n_fine = len(fine), int(fine.max(initial=-1)) + 1
     cols = np.column_stack([np.ones(n), *[np.asarray(v, float) for v in values]])
     k = cols.shape[1]
@@ -304,7 +322,7 @@ def fine_boot_sums(fine: np.ndarray, values: list[np.ndarray], n_boot: int, seed
                           shape=(n, n_fine * k))
     out = np.empty((n_boot, n_fine, k))
     start = 0
-    for w in weight_chunks(n, n_boot, seed, scheme):
+    for w in weight_chunks(n, n_boot, seed, scheme, keys=keys):
         out[start:start + len(w)] = np.asarray(x.T @ w.T).T.reshape(len(w), n_fine, k)
         start += len(w)
     return out

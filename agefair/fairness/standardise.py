@@ -37,7 +37,16 @@ import pandas as pd
 from agefair.fairness.compare import row_errors
 from agefair.fairness.metrics import AuditSettings
 from agefair.fairness.replicates import Job, replicate_many
-from agefair.fairness.resampling import Layout, Resampler, as_labels, build_layout, quantile_ci, spread, to_json_value
+from agefair.fairness.resampling import (
+    Layout,
+    Resampler,
+    as_labels,
+    build_layout,
+    is_clustered,
+    quantile_ci,
+    spread,
+    to_json_value,
+)
 
 SEP = "\x1f"
 
@@ -160,7 +169,7 @@ def _plan(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group, grouping:
     stats = [lambda m, c=c: m[:, c] for c in gcols] + [lambda m, j=j: std_of(m)[:, j] for j in range(len(groups))]
     stats += [lambda m: spread(m[:, gcols[eligible]], "gap"), lambda m: spread(std_of(m)[:, eligible], "gap")]
     job = Job([np.abs(np.where(ok, err, 0))], layout, stats)
-    return _Plan(job, grouping, metric, weights, missing, groups, lacking, cover, eligible, cluster is not None)
+    return _Plan(job, grouping, metric, weights, missing, groups, lacking, cover, eligible, is_clustered(cluster))
 
 
 def _result(plan: _Plan, point, boot, settings: AuditSettings) -> Standardisation:
