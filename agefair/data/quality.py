@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
@@ -65,8 +66,9 @@ class QualityResult:
     def counts(self) -> dict[str, int]:
         return {p: int((self.problems["problem"] == p).sum()) for p in self.actions}
 
-    @property
+    @cached_property
     def data_hash(self) -> str:
+        """manifest_hash of the kept rows, computed once (a million-row manifest takes seconds)."""
         return manifest_hash(self.manifest, self.hash_columns)
 
 

@@ -205,9 +205,9 @@ def build_layout(blocks: Mapping[str, np.ndarray], n: int, mask: np.ndarray | No
     keep_all = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
     for name, lab in blocks.items():
         lab = np.asarray(lab, dtype=object)
-        keep = keep_all & np.array([v is not None for v in lab], bool)
-        cats = sorted(set(lab[keep]))
-        codes = pd.Categorical(lab[keep], categories=cats).codes
+        keep = keep_all & (lab != None)  # noqa: E711 - elementwise: a None label is in no cell
+        codes, uniques = pd.factorize(lab[keep], sort=True)
+        cats = list(uniques)
         rows.append(np.flatnonzero(keep))
         cols.append(codes.astype(np.int64) + first)
         named[name] = (first, cats)
