@@ -1,4 +1,4 @@
-"""A table audited at production scale: 1,000,000 rows x 3 models, 1,000 resamples (issue 15).
+"""A table audited at production scale: 1,000,000 rows x 3 models, 1,000 resamples.
 
 Generates a UTKFace-like table (ages 1-116 skewed young, per-ethnicity age mixes: White mean ~38,
 Black ~33, Asian ~26, Indian ~31, Others ~23; gender 0/1) with one ``pred_*`` column per model
@@ -8,15 +8,18 @@ and runs the command a user runs, ``python -m agefair.audit --table FILE`` (conf
 its peak memory (ru_maxrss of the child), the report's size and each model's computation time.
 
     python benchmarks/table_audit.py [--rows 1000000] [--models 3] [--format csv|parquet] [--out DIR]
+                                     [--partitions 16 [--compare-whole]]
 
-The budget (issue 15): under 5 minutes and 4 GiB peak on 2 cores.
+``--partitions N`` writes the table as a Parquet dataset of N files (a folder, audited as ``--table FOLDER``);
+``--compare-whole`` also audits the same rows as one Parquet file and checks that every number of the two
+summary.json files is equal (paths, file hashes, read counts and timings aside).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,18 +52,42 @@ def synthetic_table(rows: int, models: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+NAMING = {"generated", "seconds", "timings", "provenance", "evaluated_on", "path", "name", "data_dir", "table",
+          "file_sha256", "source"}  # what names the input or the moment, not a number of the audit
+
+
+def numbers(x):
+    """summary.json without NAMING's keys, at any depth."""
+    if isinstance(x, dict):
+        return {k: numbers(v) for k, v in x.items() if k not in NAMING}
+    if isinstance(x, list):
+        return [numbers(v) for v in x]
+    return x
+
+
+def write_partitions(frame: pd.DataFrame, folder: Path, parts: int) -> None:
+    """The rows, in order, as ``parts`` Parquet files part-00.parquet ... in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[rows].to_parquet(folder / f"part-{k:02d}.parquet", index=False)
+
+
 def audit_command(table: Path, out: Path, thresholds: Path | None) -> tuple[float, float, int]:
-    """``python -m agefair.audit --table TABLE``, as a user runs it: (wall seconds, the child's peak RSS in MiB,
+    """``python -m agefair.audit --table TABLE``, as a user runs it: (wall seconds, this child's peak RSS in MiB,
     exit code)."""
     cmd = [sys.executable, "-m", "agefair.audit", "--table", str(table), "--out", str(out), "--quiet"]
     if thresholds is not None:
         cmd += ["--thresholds", str(thresholds)]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"audit failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, done.returncode
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest of every child so far
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t0
+        err.seek(0)
+        if code not in (0, 1):
+            raise SystemExit(f"audit failed ({code}): {err.read()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, code
 
 
 def main() -> None:
@@ -70,26 +97,47 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="folder for the table and the report (default: a temp folder)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="the table's file format")
     p.add_argument("--thresholds", type=Path, help="fairness config (default: configs/fairness.yaml, 1,000 resamples)")
+    p.add_argument("--partitions", type=int, default=0, help="write a Parquet dataset of this many files")
+    p.add_argument("--compare-whole", action="store_true",
+                   help="with --partitions: audit the rows as one Parquet file too and check the numbers are equal")
     a = p.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="agefair-table-"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     frame = synthetic_table(a.rows, a.models)
-    table = out / f"table.{a.format}"
-    frame.to_csv(table, index=False) if a.format == "csv" else frame.to_parquet(table)
+    tables = []
+    if a.partitions:
+        write_partitions(frame, out / "dataset", a.partitions)
+        tables.append(out / "dataset")
+        if a.compare_whole:
+            frame.to_parquet(out / "table.parquet", index=False)
+            tables.append(out / "table.parquet")
+    else:
+        table = out / f"table.{a.format}"
+        frame.to_csv(table, index=False) if a.format == "csv" else frame.to_parquet(table)
+        tables.append(table)
     del frame
-    print(f"generated {a.rows:,} rows x {a.models} models in {time.perf_counter() - t0:.0f} s: {table} "
-          f"({table.stat().st_size / 2**20:.0f} MiB)", flush=True)
-    seconds, peak, code = audit_command(table, out / "report", a.thresholds)
-    summary = json.loads((out / "report" / "summary.json").read_text())
-    fair = summary["provenance"]["audit_settings"]
-    report = (out / "report" / "report.html").stat().st_size / 2**20
-    print(f"python -m agefair.audit --table {table.name}: {seconds:.0f} s wall, peak RSS {peak:.0f} MiB, exit {code}; "
-          f"n_boot {fair['n_boot']}, n_perm {fair['comparisons']['n_perm']}, bootstrap {fair['bootstrap']}; "
-          f"report.html {report:.1f} MiB, summary.json "
-          f"{(out / 'report' / 'summary.json').stat().st_size / 2**20:.1f} MiB")
-    for name, entry in summary["variants"].items():
-        print(f"  {name}: metrics, gates, standardised MAE, AAR: {entry['timings']['metrics_s']:.0f} s")
+    size = sum(f.stat().st_size for t in tables[:1] for f in ([t] if t.is_file() else t.iterdir()))
+    print(f"generated {a.rows:,} rows x {a.models} models in {time.perf_counter() - t0:.0f} s: {tables[0]} "
+          f"({size / 2**20:.0f} MiB)", flush=True)
+    summaries = []
+    for table in tables:
+        report = out / f"report-{table.stem}"
+        seconds, peak, code = audit_command(table, report, a.thresholds)
+        summary = json.loads((report / "summary.json").read_text())
+        summaries.append(summary)
+        fair = summary["provenance"]["audit_settings"]
+        print(f"python -m agefair.audit --table {table.name}: {seconds:.0f} s wall, peak RSS {peak:.0f} MiB, "
+              f"exit {code}; n_boot {fair['n_boot']}, n_perm {fair['comparisons']['n_perm']}, bootstrap "
+              f"{fair['bootstrap']}; report.html {(report / 'report.html').stat().st_size / 2**20:.1f} MiB, "
+              f"summary.json {(report / 'summary.json').stat().st_size / 2**20:.1f} MiB", flush=True)
+        for name, entry in summary["variants"].items():
+            print(f"  {name}: metrics, gates, standardised MAE, AAR: {entry['timings']['metrics_s']:.0f} s")
+    if len(summaries) == 2:
+        same = numbers(summaries[0]) == numbers(summaries[1])
+        print(f"every number of summary.json equal, {a.partitions} files against one: {same}")
+        if not same:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":
