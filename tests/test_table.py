@@ -125,6 +125,20 @@ def test_bad_tables_are_one_line(tmp_path):
     _one_line(tmp_path / "no-tables", "no .parquet, .pq or .csv file in the folder")
 
 
+def test_a_column_of_too_many_values_is_no_attribute(tmp_path):
+    n = 500
+    frame = pd.DataFrame({"file": [f"f{i}" for i in range(n)], "age": np.arange(n) % 80 + 1,
+                          "g": ["a", "b"] * (n // 2), "note": [f"seen at {i}" for i in range(n)],
+                          "pred_m": np.arange(n) % 80 + 3})
+    path = _write(tmp_path, frame)
+    text = _one_line(path, "column 'note' has 500 distinct values, too many for a sensitive attribute")
+    assert "ignore:" in text
+    t = read_table(path, data_cfg=CFG, dataset_cfg=DatasetConfig(ignore=["note"]))
+    assert t.attributes == ["g"]
+    named = read_table(path, data_cfg=CFG, dataset_cfg=DatasetConfig(columns={"attributes": ["g", "note"]}))
+    assert named.attributes == ["g", "note"]  # named in the config: the user's choice
+
+
 def test_many_rows_is_not_an_error(tmp_path):
     n = 50_000
     rng = np.random.default_rng(0)

@@ -4,6 +4,7 @@ glob; every bad partition one line naming its file; what was read is counted."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -123,6 +124,11 @@ def test_bad_partitions_are_one_line_naming_the_file(tmp_path):
     frame.drop(columns="gender").to_parquet(uneven / "gender=m" / "p.parquet", index=False)
     frame.to_parquet(uneven / "q.parquet", index=False)
     _one_line(uneven, "a hive dataset has the same keys at every level")
+    odd = tmp_path / "odd"
+    _write_parts(frame, odd / "table.parquet", 2)  # a folder named like a file (Spark's layout) is descended
+    assert read_table(odd, data_cfg=CFG).quality["source"]["partitions"] == 2
+    os.mkfifo(odd / "table.parquet" / "part-09.parquet")  # a pipe among the partitions: refused, never skipped
+    _one_line(odd, "part-09.parquet: a FIFO (named pipe), not a table")
     empty = tmp_path / "empty"
     empty.mkdir()
     pd.DataFrame(columns=frame.columns).astype(frame.dtypes).to_parquet(empty / "e.parquet")

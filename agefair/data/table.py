@@ -3,7 +3,8 @@
 One row per face: an id, the true age (``age``) or age group (``age_group``), sensitive attributes, and
 one predicted-age column per model: ``--pred COLUMN[=NAME]`` names them, else every ``pred_*`` column
 is one (its model named by the part after ``pred_``). Every other column is an attribute (the dataset
-config's ``columns:`` and ``ignore:`` apply as for a labels CSV: agefair.data.csv_dataset). PATH is a file, a
+config's ``columns:`` and ``ignore:`` apply as for a labels CSV: agefair.data.csv_dataset); one taken so by
+default with more than MAX_ATTRIBUTE_VALUES values (an id, a timestamp) is an error. PATH is a file, a
 folder of partitions (a Parquet dataset, hive-partitioned or not) or a glob; agefair.data.table_source reads
 them (CSV as every text input; Parquet through pyarrow in row batches) and counts what it read.
 
@@ -46,6 +47,7 @@ from agefair.data.table_source import read_partitions, source_sha256
 ID_COLUMNS = ("file", "id", "image", "path", "filename", "image_path", "img")
 PRED_PREFIX = "pred_"
 MAX_PRED = 200.0  # a prediction over 200 years (or under 0) is counted out of range
+MAX_ATTRIBUTE_VALUES = 200  # more values in a column taken as an attribute by default: an error (not a grouping)
 TABLE_ACTIONS = {
     "missing_id": "dropped: the row has no id",
     "bad_age": "dropped: age is not a number in range",
@@ -323,6 +325,8 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
             cfg = cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"subject": "subject"})})
     id_col, age_col, kind, models, attributes = _layout(path, frame, cfg, preds, long=fmt == "long")
     labels, problem = _check_rows(frame, id_col, age_col, kind, attributes, cfg, max_age)
+    if cfg.columns.attributes is None:
+        _check_attribute_sizes(path, labels, attributes)
     predictions, why = _predictions(frame, models)
     _duplicates(labels, predictions, problem)
     kept = (problem == "").to_numpy()
@@ -344,6 +348,17 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
                      quality=quality, data_hash=source_sha256(files, root), format=fmt,
                      groupings=dataset_groupings(age_key, attributes, cfg.intersections, path)
                      | ({"shot": ["shot"]} if "shot" in manifest.columns else {}), intervals=intervals)
+
+
+def _check_attribute_sizes(path: Path, labels: pd.DataFrame, attributes: list[str]) -> None:
+    """A column taken as an attribute by default (not named in the dataset config) with more than
+    MAX_ATTRIBUTE_VALUES values is an error: an id, a timestamp or a free-text column, not a group."""
+    for a in attributes:
+        k = labels[a].nunique()
+        if k > MAX_ATTRIBUTE_VALUES:
+            raise AgefairError(f"{path}: column {a!r} has {k:,} distinct values, too many for a sensitive attribute "
+                               f"(at most {MAX_ATTRIBUTE_VALUES}); list it under ignore: in a dataset config "
+                               f"(--dataset-config), or name the attributes there (columns: {{attributes: [...]}})")
 
 
 def _counts_text(problem: pd.Series, n_rows: int) -> str:

@@ -57,7 +57,9 @@ def _hidden(rel: Path) -> bool:
 
 
 def _table_files(root: Path, candidates: list[Path]) -> list[Path]:
-    return sorted(p for p in candidates if p.suffix.lower() in PARQUET + CSV and p.is_file()
+    """The candidates named as tables, sorted; a folder so named (Spark's ``table.parquet/``) is descended,
+    anything else so named (a FIFO, a broken link) is kept, to be refused by name when it is read."""
+    return sorted(p for p in candidates if p.suffix.lower() in PARQUET + CSV and not p.is_dir()
                   and not _hidden(p.relative_to(root)))
 
 
