@@ -11,8 +11,8 @@ import pytest
 
 from agefair.data.labels import age_bin
 from agefair.fairness.conformal_eval import evaluate_coverage
-from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, bootstrap_group_metrics
 from agefair.fairness.keyed_draws import unit_keys
+from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, bootstrap_group_metrics
 from agefair.fairness.resampling import swap_chunks, weight_chunks
 from agefair.models.conformal import Intervals
 
