@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agefair.fairness.result import audit_numbers
+
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
 SHARE = [0.42, 0.19, 0.15, 0.17, 0.07]
 MEAN_AGE = {"White": 38, "Black": 33, "Asian": 26, "Indian": 31, "Others": 23}
@@ -50,19 +52,6 @@ def synthetic_table(rows: int, models: int, seed: int = 0) -> pd.DataFrame:
         bias = -0.08 * (age - 35) + (1.0 * (eth == "Black") if k == 2 else 0.0)
         frame[f"pred_{name}"] = np.round(np.clip(age + bias + noise, 0, 120), 2)
     return frame
-
-
-NAMING = {"generated", "seconds", "timings", "provenance", "evaluated_on", "path", "name", "data_dir", "table",
-          "file_sha256", "source"}  # what names the input or the moment, not a number of the audit
-
-
-def numbers(x):
-    """summary.json without NAMING's keys, at any depth."""
-    if isinstance(x, dict):
-        return {k: numbers(v) for k, v in x.items() if k not in NAMING}
-    if isinstance(x, list):
-        return [numbers(v) for v in x]
-    return x
 
 
 def write_partitions(frame: pd.DataFrame, folder: Path, parts: int) -> None:
@@ -134,7 +123,7 @@ def main() -> None:
         for name, entry in summary["variants"].items():
             print(f"  {name}: metrics, gates, standardised MAE, AAR: {entry['timings']['metrics_s']:.0f} s")
     if len(summaries) == 2:
-        same = numbers(summaries[0]) == numbers(summaries[1])
+        same = audit_numbers(summaries[0]) == audit_numbers(summaries[1])
         print(f"every number of summary.json equal, {a.partitions} files against one: {same}")
         if not same:
             raise SystemExit(1)

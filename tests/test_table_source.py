@@ -16,6 +16,7 @@ from agefair.core.config import DataConfig
 from agefair.core.errors import AgefairError
 from agefair.data.table import read_table
 from agefair.data.table_source import BATCH_ROWS, read_partitions
+from agefair.fairness.result import audit_numbers
 
 pytest.importorskip("pyarrow")
 CFG = DataConfig()
@@ -143,17 +144,16 @@ def test_bad_partition_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-NAMING = {"generated", "seconds", "timings", "provenance", "evaluated_on", "path", "name", "data_dir", "table",
-          "file_sha256", "source"}  # what names the input (paths, file hashes, the read counts) or the moment
-
-
-def _numbers(x):
-    """summary.json without NAMING's keys, at any depth."""
-    if isinstance(x, dict):
-        return {k: _numbers(v) for k, v in x.items() if k not in NAMING}
-    if isinstance(x, list):
-        return [_numbers(v) for v in x]
-    return x
+def _audit_each(tmp_path, specs, fairness_yaml: str) -> list[dict]:
+    """summary.json of ``python -m agefair.audit --table SPEC`` for each spec, with that fairness config."""
+    fair = tmp_path / "fairness.yaml"
+    fair.write_text(fairness_yaml)
+    summaries = []
+    for spec in specs:
+        out = tmp_path / f"out-{spec.stem}"
+        assert audit.main(["--table", str(spec), "--out", str(out), "--thresholds", str(fair), "--quiet"]) in (0, 1)
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    return summaries
 
 
 def test_a_table_audited_whole_or_in_16_parquet_files_gives_the_same_numbers(tmp_path):
@@ -161,15 +161,10 @@ def test_a_table_audited_whole_or_in_16_parquet_files_gives_the_same_numbers(tmp
     frame = _frame(n, seed=3)
     frame.to_parquet(tmp_path / "whole.parquet", index=False)
     _write_parts(frame, tmp_path / "ds", 16)
-    fair = tmp_path / "fairness.yaml"  # fewer resamples: the equality does not depend on their number
-    fair.write_text("n_boot: 100\ncomparisons: {n_perm: 100}\nconformal: {enabled: false}\n")
-    summaries = []
-    for spec in (tmp_path / "whole.parquet", tmp_path / "ds"):
-        out = tmp_path / f"out-{spec.stem}"
-        assert audit.main(["--table", str(spec), "--out", str(out), "--thresholds", str(fair), "--quiet"]) in (0, 1)
-        summaries.append(json.loads((out / "summary.json").read_text()))
-    whole, parts = summaries
-    assert _numbers(whole) == _numbers(parts)  # to the last digit: the same rows in the same order
+    # fewer resamples: the equality does not depend on their number
+    whole, parts = _audit_each(tmp_path, (tmp_path / "whole.parquet", tmp_path / "ds"),
+                               "n_boot: 100\ncomparisons: {n_perm: 100}\nconformal: {enabled: false}\n")
+    assert audit_numbers(whole) == audit_numbers(parts)  # to the last digit: the same rows in the same order
     assert whole["data"]["quality"]["manifest_hash"] == parts["data"]["quality"]["manifest_hash"]
     assert parts["data"]["quality"]["source"]["partitions"] == 16
     assert whole["data"]["quality"]["files_scanned"] == parts["data"]["quality"]["files_scanned"] == n
@@ -198,12 +193,7 @@ def test_the_poisson_bootstrap_follows_the_rows_not_their_order(tmp_path):
     for e, part in frame.groupby("ethnicity"):
         (tmp_path / "hive" / f"ethnicity={e}").mkdir(parents=True)
         part.drop(columns="ethnicity").to_parquet(tmp_path / "hive" / f"ethnicity={e}" / "p.parquet", index=False)
-    fair = tmp_path / "fairness.yaml"
-    fair.write_text("n_boot: 200\nbootstrap: poisson\ncomparisons: {n_perm: 200}\n")
-    summaries = []
-    for spec in (tmp_path / "whole.parquet", tmp_path / "hive"):
-        out = tmp_path / f"out-{spec.stem}"
-        assert audit.main(["--table", str(spec), "--out", str(out), "--thresholds", str(fair), "--quiet"]) in (0, 1)
-        summaries.append(json.loads((out / "summary.json").read_text()))
+    summaries = _audit_each(tmp_path, (tmp_path / "whole.parquet", tmp_path / "hive"),
+                            "n_boot: 200\nbootstrap: poisson\ncomparisons: {n_perm: 200}\n")
     assert summaries[0]["provenance"]["audit_settings"]["bootstrap"] == "poisson"
-    assert _close(_numbers(summaries[0]), _numbers(summaries[1])) == []
+    assert _close(audit_numbers(summaries[0]), audit_numbers(summaries[1])) == []

@@ -60,3 +60,17 @@ def load_summary(path: str | Path) -> AuditSummary:
 
 def load_robustness(path: str | Path) -> RobustnessResult:
     return load(RobustnessResult, path)
+
+
+NAMING_KEYS = frozenset({"generated", "seconds", "timings", "provenance", "evaluated_on", "path", "name", "data_dir",
+                         "table", "file_sha256", "source"})  # what names an audit's input or its moment
+
+
+def audit_numbers(summary):
+    """A loaded summary.json without NAMING_KEYS at any depth: what two audits of the same rows share
+    whatever files, folders or order the rows were read from (paths, file hashes, read counts, timings aside)."""
+    if isinstance(summary, dict):
+        return {k: audit_numbers(v) for k, v in summary.items() if k not in NAMING_KEYS}
+    if isinstance(summary, list):
+        return [audit_numbers(v) for v in summary]
+    return summary
