@@ -2,8 +2,8 @@
 poor imaging conditions.
 
 Every trained variant predicts the audited split (test by default) clean and under each corruption
-of agefair.fairness.corruptions (lighting, blur, noise, JPEG, low resolution, occlusion) at each severity.
-For every variant x corruption x severity it computes the MAE and, with agefair.fairness.metrics (fairlearn's
+of agefair.fairness.stats.corruptions (lighting, blur, noise, JPEG, low resolution, occlusion) at each severity.
+For every variant x corruption x severity it computes the MAE and, with agefair.fairness.stats.metrics (fairlearn's
 MetricFrame), the MAE of each ethnicity, gender and age-bin group and the gap between the worst
 and the best group (groups of at least ``min_group_size`` images; bootstrap interval), next to the
 clean gap. Writes REPORT_DIR/robustness.json and robustness.csv; ``python -m agefair.audit`` puts
@@ -26,11 +26,11 @@ from agefair.core.config import (
     load_fairness_config,
 )
 from agefair.core.errors import run_cli
-from agefair.fairness.corruptions import CORRUPTIONS, SEVERITIES
-from agefair.fairness.robustness import (
+from agefair.fairness.auditing.robustness import (
     run_robustness,
     write_outputs,
 )
+from agefair.fairness.stats.corruptions import CORRUPTIONS, SEVERITIES
 from agefair.models.runs import select_variants
 
 

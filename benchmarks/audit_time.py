@@ -2,7 +2,7 @@
 
 Generates synthetic predictions of UTKFace's test-split size (3,100 rows; UTKFace-like ages, genders and
 ethnicities) for four models (``baseline`` and three variants, one a year worse on one ethnicity) and
-times, per model, agefair.fairness.metrics.audit_variant + the age gates + the age-standardised MAE, AAR
+times, per model, agefair.fairness.stats.metrics.audit_variant + the age gates + the age-standardised MAE, AAR
 and error slopes, the label-noise suspects, then the paired comparisons
 of every model against baseline and the credibly-best verdict, with fairness.yaml's settings
 (1,000 resamples, 1,000 permutations). Prints seconds per part and the peak memory (RSS).
@@ -24,11 +24,11 @@ import pandas as pd
 
 from agefair.core.config import FairnessConfig
 from agefair.data.labels import age_bin
-from agefair.fairness.age_adjusted import age_accuracy, standardised_groupings
-from agefair.fairness.decisions import comparisons, verdict
-from agefair.fairness.gates import gate_summaries
-from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant
-from agefair.fairness.noise_audit import label_noise
+from agefair.fairness.auditing.age_adjusted import age_accuracy, standardised_groupings
+from agefair.fairness.auditing.decisions import comparisons, verdict
+from agefair.fairness.auditing.noise_audit import label_noise
+from agefair.fairness.stats.gates import gate_summaries
+from agefair.fairness.stats.metrics import GROUPINGS, AuditSettings, audit_variant
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
 

@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from agefair.fairness.result import AuditSummary, load
+from agefair.fairness.results.result import AuditSummary, load
 
 
 def pct(stat) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agefair.fairness.result import audit_numbers
+from agefair.fairness.results.result import audit_numbers
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]
 SHARE = [0.42, 0.19, 0.15, 0.17, 0.07]

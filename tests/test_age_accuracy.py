@@ -1,4 +1,4 @@
-"""The Guess-The-Age AAR and error-vs-age slopes (agefair.fairness.age_accuracy)."""
+"""The Guess-The-Age AAR and error-vs-age slopes (agefair.fairness.stats.age_accuracy)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from agefair.fairness.age_accuracy import aar, aar_group, error_slopes
-from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.stats.age_accuracy import aar, aar_group, error_slopes
+from agefair.fairness.stats.metrics import AuditSettings
 
 
 def test_aar_on_a_hand_computed_example():

@@ -22,7 +22,7 @@ from train_helpers import REPO_ROOT, face_image, make_train_folder, subprocess_e
 from agefair.core.config import DataConfig
 from agefair.data.age_groups import interval_error
 from agefair.data.prepare import prepare
-from agefair.fairness.result import load_summary
+from agefair.fairness.results.result import load_summary
 
 GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
 

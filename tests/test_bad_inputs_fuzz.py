@@ -1,7 +1,7 @@
 """Property tests: random bytes, random CSV shapes and random YAML trees thrown at every reader.
 
 The readers: config loading (agefair.core.config.load_config for each config model), labels CSVs
-(agefair.data.csv_dataset.read_labels), predictions CSVs (agefair.fairness.external.read_predictions)
+(agefair.data.csv_dataset.read_labels), predictions CSVs (agefair.fairness.auditing.external.read_predictions)
 and images (agefair.data.images.open_rgb). Each must return, or raise AgefairError with a ONE-line
 message; any other exception, or a hang (hypothesis deadline, pytest timeout), fails.
 """
@@ -20,7 +20,7 @@ from agefair.core.config import DataConfig, DatasetConfig, FairnessConfig, Train
 from agefair.core.errors import AgefairError
 from agefair.data.csv_dataset import read_labels
 from agefair.data.images import open_rgb
-from agefair.fairness.external import read_predictions
+from agefair.fairness.auditing.external import read_predictions
 
 FUZZ = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.too_slow], database=None)
 MODELS = [TrainConfig, FairnessConfig, DataConfig, DatasetConfig]

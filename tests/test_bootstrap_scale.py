@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from agefair.data.labels import age_bin
-from agefair.fairness.conformal_eval import evaluate_coverage
-from agefair.fairness.keyed_draws import unit_keys
-from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, bootstrap_group_metrics
-from agefair.fairness.resampling import swap_chunks, weight_chunks
+from agefair.fairness.engine.keyed_draws import unit_keys
+from agefair.fairness.engine.resampling import swap_chunks, weight_chunks
+from agefair.fairness.stats.conformal_eval import evaluate_coverage
+from agefair.fairness.stats.metrics import GROUPINGS, AuditSettings, audit_variant, bootstrap_group_metrics
 from agefair.models.conformal import Intervals
 
 ETHNICITY = ["White", "Black", "Asian", "Indian", "Others"]

@@ -1,5 +1,5 @@
 """Paired comparisons, BH adjustment, verdicts, the credibly-best rule and detectability
-(agefair.fairness.compare, agefair.fairness.decide), on synthetic predictions of known structure."""
+(agefair.fairness.stats.compare, agefair.fairness.stats.decide), on synthetic predictions of known structure."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from agefair.fairness.compare import adjust_bh, bh_adjust, compare_models, compare_values
-from agefair.fairness.decide import credibly_best, describe, detectability, mark_underpowered, minimum_detectable
-from agefair.fairness.metrics import AuditSettings, bootstrap_group_metrics
+from agefair.fairness.stats.compare import adjust_bh, bh_adjust, compare_models, compare_values
+from agefair.fairness.stats.decide import credibly_best, describe, detectability, mark_underpowered, minimum_detectable
+from agefair.fairness.stats.metrics import AuditSettings, bootstrap_group_metrics
 
 
 def _data(n: int, seed: int, groups=("a", "b", "c")):

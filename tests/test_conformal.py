@@ -1,4 +1,4 @@
-"""Conformal age intervals (agefair.models.conformal, agefair.fairness.conformal_eval) on synthetic data
+"""Conformal age intervals (agefair.models.conformal, agefair.fairness.stats.conformal_eval) on synthetic data
 with known noise: marginal and Mondrian coverage, the scaled and cdf scores, fallbacks, age-group coverage,
 the bootstrap, and the calibration file."""
 
@@ -14,8 +14,8 @@ import pytest
 from scipy import stats
 
 from agefair.core.errors import AgefairError
-from agefair.fairness.conformal_eval import covered, evaluate_coverage
-from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.stats.conformal_eval import covered, evaluate_coverage
+from agefair.fairness.stats.metrics import AuditSettings
 from agefair.models.conformal import (
     Calibration,
     calibrate,

@@ -1,4 +1,4 @@
-"""agefair.fairness.corruptions: every corruption at every severity on small synthetic faces (no model)."""
+"""agefair.fairness.stats.corruptions: every corruption at every severity on small synthetic faces (no model)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import train_helpers  # noqa: F401  (one torch thread)
 
 from agefair.core.config import CORRUPTION_NAMES
-from agefair.fairness.corruptions import (
+from agefair.fairness.stats.corruptions import (
     CORRUPTIONS,
     EYES_CENTRE,
     EYES_SIZE,

@@ -14,9 +14,9 @@ from agefair.core.config import DataConfig, DatasetConfig, ThresholdRule, load_d
 from agefair.core.errors import AgefairError
 from agefair.data.age_groups import interval_error, parse_age_group
 from agefair.data.prepare import prepare
-from agefair.fairness.external import Matcher
-from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics
-from agefair.fairness.thresholds import judge, not_applicable
+from agefair.fairness.auditing.external import Matcher
+from agefair.fairness.auditing.thresholds import judge, not_applicable
+from agefair.fairness.stats.metrics import AuditSettings, audit_variant, grouped_metrics
 
 FAIRFACE_GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
 FAIRFACE_RACES = ["White", "Black", "East Asian", "Southeast Asian", "Indian", "Middle Eastern", "Latino_Hispanic"]

@@ -13,9 +13,9 @@ import pytest
 from agefair.core.config import FairnessConfig
 from agefair.core.errors import AgefairError
 from agefair.data.labels import age_bin
-from agefair.fairness.decisions import comparisons, pick_reference, verdict
-from agefair.fairness.metrics import GROUPINGS, AuditSettings
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.auditing.decisions import comparisons, pick_reference, verdict
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.metrics import GROUPINGS, AuditSettings
 
 SETTINGS = AuditSettings(n_boot=300, ci_level=0.95, seed=0, min_group_size=30)
 UTK = {k: v for k, v in GROUPINGS.items() if k != "shot"}
@@ -158,7 +158,7 @@ def test_a_dataset_subject_column_is_read_and_not_an_attribute(tmp_path):
 
 
 def _audits(n_small: int):
-    from agefair.fairness.metrics import audit_variant
+    from agefair.fairness.stats.metrics import audit_variant
 
     pred = frames({"m": 0.0}, n=1200)["m"]
     pred.loc[pred.index[:n_small], "ethnicity"] = "Tiny"
@@ -168,8 +168,8 @@ def _audits(n_small: int):
 @pytest.mark.parametrize("min_power", [False, True])
 def test_min_power_fails_a_rule_over_an_underpowered_grouping(min_power):
     from agefair.core.config import ThresholdRule
-    from agefair.fairness.power import group_power
-    from agefair.fairness.thresholds import judge
+    from agefair.fairness.auditing.thresholds import judge
+    from agefair.fairness.stats.power import group_power
 
     rule = ThresholdRule(metric="mae", grouping="ethnicity", statistic="difference", max=100.0, min_power=min_power)
     tight = ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=0.3, min_power=min_power)
@@ -197,7 +197,7 @@ def test_min_power_needs_a_gap_rule():
 
 def test_power_table_in_the_report():
     from agefair.core.config import ThresholdRule
-    from agefair.fairness.power import group_power
+    from agefair.fairness.stats.power import group_power
     from agefair.reporting.page import render_html
 
     rule = ThresholdRule(metric="mae", grouping="gender", statistic="difference", max=0.3)
@@ -208,7 +208,7 @@ def test_power_table_in_the_report():
 
 def test_underpowered_groups_are_marked_in_the_error_by_group_charts():
     from agefair.core.config import ThresholdRule
-    from agefair.fairness.power import group_power
+    from agefair.fairness.stats.power import group_power
     from agefair.reporting.page import render_html
 
     audits = _audits(35)
@@ -224,7 +224,7 @@ def test_underpowered_groups_are_marked_in_the_error_by_group_charts():
 
 def test_practical_classes_against_the_margin():
     """Inside the margin: equivalent; straddling it: can't tell; beyond it: better or worse."""
-    from agefair.fairness.decide import practical
+    from agefair.fairness.stats.decide import practical
 
     assert practical(0.03, (-0.01, 0.06), 0.25) == "equivalent"
     assert practical(-0.03, (-0.06, -0.001), 0.25) == "equivalent"  # detectable, but smaller than what matters

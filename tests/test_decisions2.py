@@ -15,10 +15,10 @@ from conftest import jpeg_bytes
 
 from agefair.core.config import FairnessConfig, ThresholdRule
 from agefair.data.labels import age_bin
-from agefair.fairness.age_adjusted import standardised_groupings
-from agefair.fairness.metrics import AuditSettings, audit_variant
-from agefair.fairness.result import AuditSummary
-from agefair.fairness.thresholds import judge
+from agefair.fairness.auditing.age_adjusted import standardised_groupings
+from agefair.fairness.auditing.thresholds import judge
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.metrics import AuditSettings, audit_variant
 
 SETTINGS = AuditSettings(n_boot=200, ci_level=0.95, seed=0, min_group_size=30)
 BINS = [0, 10, 20, 30, 40, 50, 60, 70]

@@ -1,4 +1,4 @@
-"""Age-gate audit (agefair.fairness.gates): synthetic predictions with known answers."""
+"""Age-gate audit (agefair.fairness.stats.gates): synthetic predictions with known answers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from agefair.data.age_groups import parse_age_group
-from agefair.fairness.gates import (
+from agefair.fairness.stats.gates import (
     DEFAULT_GATES,
     Gate,
     GateResult,
@@ -25,7 +25,7 @@ from agefair.fairness.gates import (
     audit_gates,
     curve_frame,
 )
-from agefair.fairness.metrics import AuditSettings
+from agefair.fairness.stats.metrics import AuditSettings
 
 C25 = ThresholdGate(name="challenge-25", legal_age=18, challenge_age=25, band_lo=13)
 FAST = AuditSettings(n_boot=200, seed=0, min_group_size=30)

@@ -17,10 +17,10 @@ from agefair.cli.audit_job import print_audit
 from agefair.cli.console import gates_text
 from agefair.core.config import CONFIG_DIR, FairnessConfig, ThresholdRule, load_fairness_config, validate
 from agefair.core.errors import AgefairError
-from agefair.fairness.gates import DEFAULT_GATES, RangeGate, ThresholdGate, gate_summaries
-from agefair.fairness.metrics import GROUPINGS
-from agefair.fairness.result import AuditSummary, parse
-from agefair.fairness.thresholds import judge
+from agefair.fairness.auditing.thresholds import judge
+from agefair.fairness.results.result import AuditSummary, parse
+from agefair.fairness.stats.gates import DEFAULT_GATES, RangeGate, ThresholdGate, gate_summaries
+from agefair.fairness.stats.metrics import GROUPINGS
 from agefair.reporting.report import chart_ids, render_html
 
 

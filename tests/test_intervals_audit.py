@@ -1,4 +1,4 @@
-"""Conformal intervals in the audit (agefair.fairness.intervals), their rules and their report section,
+"""Conformal intervals in the audit (agefair.fairness.auditing.intervals), their rules and their report section,
 on synthetic predictions: no model, no images."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from agefair.core.config import FairnessConfig, ThresholdRule
 from agefair.core.conformal_config import ConformalSettings
 from agefair.core.errors import AgefairError
-from agefair.fairness.intervals import Calibrated, audit_intervals, run_calibration
-from agefair.fairness.metrics import AuditSettings
-from agefair.fairness.thresholds import judge, not_applicable
+from agefair.fairness.auditing.intervals import Calibrated, audit_intervals, run_calibration
+from agefair.fairness.auditing.thresholds import judge, not_applicable
+from agefair.fairness.stats.metrics import AuditSettings
 from agefair.models.calibration import load_run_calibration, save_run_calibration
 from agefair.models.checkpoint import file_sha256
 from agefair.models.runs import calibration_file

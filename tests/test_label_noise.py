@@ -1,4 +1,4 @@
-"""Label-noise suspects and the with/without sensitivity table (agefair.fairness.label_noise)."""
+"""Label-noise suspects and the with/without sensitivity table (agefair.fairness.stats.label_noise)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from agefair.fairness.label_noise import flag_suspects, label_noise_suspects
+from agefair.fairness.stats.label_noise import flag_suspects, label_noise_suspects
 
 
 def _planted(n: int = 1200, seed: int = 0):

@@ -1,4 +1,5 @@
-"""Grouped metrics, bootstrap intervals, disparities and threshold judging (agefair.fairness.metrics, agefair.fairness.thresholds)."""
+"""Grouped metrics, bootstrap intervals, disparities and threshold judging (agefair.fairness.stats.metrics,
+agefair.fairness.auditing.thresholds)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from agefair.cli.console import thresholds_text as table_text
 from agefair.core.config import FairnessConfig, ThresholdRule, load_fairness_config, validate
 from agefair.core.errors import AgefairError
-from agefair.fairness.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
-from agefair.fairness.result import Check
-from agefair.fairness.thresholds import judge
+from agefair.fairness.auditing.thresholds import judge
+from agefair.fairness.results.result import Check
+from agefair.fairness.stats.metrics import AuditSettings, audit_variant, grouped_metrics, overall_metrics, shot_labels
 
 
 def synthetic_predictions(n: int = 1500, seed: int = 0) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The HTML audit report: built from a synthetic summary made by the real audit code (no torch models).
 
-``synthetic_summary`` runs agefair.fairness.metrics.audit_variant, agefair.fairness.thresholds.judge and
-agefair.fairness.leaderboard.leaderboard / verdict on made-up predictions, so the report is tested against the
+``synthetic_summary`` runs agefair.fairness.stats.metrics.audit_variant, agefair.fairness.auditing.thresholds.judge and
+agefair.fairness.auditing.leaderboard.leaderboard / verdict on made-up predictions, so the report is tested against the
 structure ``run_audit`` really produces. tests/test_report_browser.py reuses these helpers.
 """
 
@@ -23,10 +23,10 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 
 from agefair.core.config import ThresholdRule
-from agefair.fairness.gates import gate_summaries
-from agefair.fairness.leaderboard import by_age, leaderboard, nan_to_none, verdict
-from agefair.fairness.metrics import GROUPINGS, AuditSettings, audit_variant, shot_labels
-from agefair.fairness.thresholds import judge
+from agefair.fairness.auditing.leaderboard import by_age, leaderboard, nan_to_none, verdict
+from agefair.fairness.auditing.thresholds import judge
+from agefair.fairness.stats.gates import gate_summaries
+from agefair.fairness.stats.metrics import GROUPINGS, AuditSettings, audit_variant, shot_labels
 from agefair.reporting.report import (
     SECTIONS,
     chart_figures,
@@ -54,7 +54,7 @@ RULES = [
 
 
 def synthetic_predictions(variant: str, bias: float, sd: float, n: int = 480, seed: int = 0) -> pd.DataFrame:
-    """Predictions like agefair.fairness.model_predictions' (age, pred, gender, ethnicity, age_bin, shot, file)."""
+    """Predictions like agefair.fairness.auditing.model_predictions' (age, pred, gender, ethnicity, age_bin, shot, file)."""
     rng = np.random.default_rng(seed)  # the same test images for every variant
     age = rng.integers(1, 90, size=n)
     ethnicity = rng.choice(["White", "Black", "Asian", "Indian", "Others"], p=[0.4, 0.2, 0.17, 0.17, 0.06], size=n)
@@ -116,7 +116,7 @@ def synthetic_robustness(variants: dict[str, tuple[float, float]] = VARIANTS, su
     """robustness.json's structure from agefair.robustness.evaluate / judge_rules / worst_gaps on made-up
     predictions: each corruption adds error that grows with severity, more for one ethnicity."""
     from agefair.core.config import RobustnessRule
-    from agefair.fairness.robustness import CLEAN, conditions, evaluate, judge_rules, worst_gaps
+    from agefair.fairness.auditing.robustness import CLEAN, conditions, evaluate, judge_rules, worst_gaps
 
     conds = conditions(["darker", "gaussian_blur", "occlude_eyes"], [1, 3, 5])
     preds, base = {}, None
@@ -377,7 +377,7 @@ def test_template_is_packaged():
 
 def test_typed_summary_round_trip(summary):
     """summary.json as AuditSummary and back: exactly the same JSON (keys, order, values, ints kept)."""
-    from agefair.fairness.result import AuditSummary, ExactAudit, ExactRow
+    from agefair.fairness.results.result import AuditSummary, ExactAudit, ExactRow
 
     written = json.loads(json.dumps(nan_to_none(summary)))
     typed = AuditSummary.model_validate(written)
@@ -389,7 +389,7 @@ def test_typed_summary_round_trip(summary):
 
 
 def test_typed_interval_audit_round_trip():
-    from agefair.fairness.result import AuditSummary, IntervalAudit, IntervalRow
+    from agefair.fairness.results.result import AuditSummary, IntervalAudit, IntervalRow
 
     p = synthetic_predictions("baseline", 0.0, 4.0)
     lo = (p["age"] // 10) * 10
@@ -406,7 +406,7 @@ def test_typed_interval_audit_round_trip():
 
 def test_malformed_summary_is_a_one_line_error(tmp_path):
     from agefair.core.errors import AgefairError
-    from agefair.fairness.result import load_robustness, load_summary
+    from agefair.fairness.results.result import load_robustness, load_summary
 
     bad = tmp_path / "summary.json"
     bad.write_text(json.dumps({"leaderboard": [{"variant": "x", "mae": "not a number"}]}))
@@ -424,7 +424,7 @@ def test_malformed_summary_is_a_one_line_error(tmp_path):
 
 
 def test_report_leaves_out_a_malformed_robustness_json(tmp_path, capsys):
-    from agefair.fairness.robustness import load_result
+    from agefair.fairness.auditing.robustness import load_result
 
     rob = tmp_path / "robustness.json"
     rob.write_text(json.dumps({"variants": {"m": {"clean": {"mae": "x"}}}}))
@@ -435,7 +435,7 @@ def test_report_leaves_out_a_malformed_robustness_json(tmp_path, capsys):
 
 def test_a_dict_and_the_typed_summary_render_the_same_page(summary):
     """The report reads the typed result; a dict (summary.json, robustness.json) is parsed once at the entry."""
-    from agefair.fairness.result import AuditSummary, RobustnessResult
+    from agefair.fairness.results.result import AuditSummary, RobustnessResult
 
     written = json.loads(json.dumps(nan_to_none(summary)))
     rob = synthetic_robustness(summary=summary)

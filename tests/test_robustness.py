@@ -20,8 +20,8 @@ from train_helpers import make_train_folder, train_settings, write_override  # n
 
 from agefair.core.config import FairnessConfig, RobustnessRule, validate
 from agefair.core.errors import AgefairError, run_cli
-from agefair.fairness.result import RobustnessResult
-from agefair.fairness.robustness import judge_rules, worst_gaps
+from agefair.fairness.auditing.robustness import judge_rules, worst_gaps
+from agefair.fairness.results.result import RobustnessResult
 from agefair.reporting.report import SECTIONS, chart_ids, render_html
 from agefair.reporting.robustness import with_section
 
@@ -121,7 +121,7 @@ def test_json_structure_and_numbers_match_the_cached_predictions(env, first):
                 lo, hi = gs["gap_ci"]
                 assert lo <= hi
     # the clean condition is exactly what the audit predicts
-    from agefair.fairness.model_predictions import predict_variant
+    from agefair.fairness.auditing.model_predictions import predict_variant
     from agefair.models.runtime import make_runtime
 
     pred, _ = predict_variant("baseline", env / "runs" / "baseline" / "model.pt", prepared, load_data_config(), "test",

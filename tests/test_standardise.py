@@ -1,4 +1,4 @@
-"""Age-standardised group MAE and gaps (agefair.fairness.standardise)."""
+"""Age-standardised group MAE and gaps (agefair.fairness.stats.standardise)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from agefair.fairness.metrics import AuditSettings
-from agefair.fairness.standardise import standardised_mae
+from agefair.fairness.stats.metrics import AuditSettings
+from agefair.fairness.stats.standardise import standardised_mae
 
 BINS = np.arange(8)
 

@@ -16,7 +16,7 @@ from agefair.core.config import DataConfig
 from agefair.core.errors import AgefairError
 from agefair.data.table import read_table
 from agefair.data.table_source import BATCH_ROWS, read_partitions
-from agefair.fairness.result import audit_numbers
+from agefair.fairness.results.result import audit_numbers
 
 pytest.importorskip("pyarrow")
 CFG = DataConfig()

@@ -12,7 +12,7 @@ import yaml
 from train_helpers import REPO_ROOT, make_train_folder, subprocess_env, write_override
 
 from agefair.cli.audit_job import AuditOutcome, print_audit
-from agefair.fairness.result import AuditSummary, Check
+from agefair.fairness.results.result import AuditSummary, Check
 
 
 def test_tune_writes_sweep_and_grid(tmp_path):

@@ -14,9 +14,9 @@ from agefair.core.config import DataConfig, FairnessConfig
 from agefair.core.io import write_csv_atomic, write_json_atomic
 from agefair.data.prepare import PreparedData
 from agefair.data.table import TableData
-from agefair.fairness import robustness
-from agefair.fairness.audit import run_audit
-from agefair.fairness.result import AuditSummary, RobustnessResult
+from agefair.fairness.auditing import robustness
+from agefair.fairness.auditing.audit import run_audit
+from agefair.fairness.results.result import AuditSummary, RobustnessResult
 from agefair.reporting.report import render_report
 
 SUMMARY, PREDICTIONS, REPORT = "summary.json", "predictions.csv", "report.html"

@@ -9,8 +9,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from agefair.core.formatting import format_seconds
-from agefair.fairness.gate_types import ThresholdGateSummary
-from agefair.fairness.result import (
+from agefair.fairness.results.result import (
     AuditSummary,
     Check,
     ExactRow,
@@ -20,6 +19,7 @@ from agefair.fairness.result import (
     RobustnessCheck,
     RobustnessResult,
 )
+from agefair.fairness.stats.gate_types import ThresholdGateSummary
 from agefair.reporting.decisions import DIFFERENCES_SHOWN
 from agefair.reporting.eda import PAGE, QUALITY_JSON, QUALITY_TXT
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from agefair.core.errors import AgefairError
 from agefair.core.publish import publishing
-from agefair.fairness import robustness
+from agefair.fairness.auditing import robustness
 
 
 def _nearest_existing(path: Path) -> Path:

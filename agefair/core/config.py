@@ -310,7 +310,7 @@ class FairnessConfig(StrictModel):
     many_shot: int = Field(100, ge=1)  # ages with more training images than this are many-shot
     few_shot: int = Field(20, ge=1)  # ages with fewer training images than this are few-shot
     gallery_k: int = Field(6, ge=0, le=100)
-    # the age gates audited for every model (agefair.fairness.gates); before rules, which may name them
+    # the age gates audited for every model (agefair.fairness.stats.gates); before rules, which may name them
     gates: list[Gate] = Field(default_factory=lambda: list(DEFAULT_GATES))
     rules: list[ThresholdRule] = Field(default_factory=list)
     reference: str | None = None  # the model the others are compared with (default: baseline, else the first)

@@ -1,6 +1,6 @@
 """The ``conformal:`` section of configs/fairness.yaml: per-person age intervals by split conformal
 prediction (agefair.models.conformal), calibrated on each run's validation split and audited for
-coverage per group (agefair.fairness.intervals)."""
+coverage per group (agefair.fairness.auditing.intervals)."""
 
 from __future__ import annotations
 

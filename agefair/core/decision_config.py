@@ -1,5 +1,5 @@
 """The ``comparisons:`` section of configs/fairness.yaml: how the audit compares every model with the
-reference (agefair.fairness.decisions). The interval level is the audit's ``ci_level``, the resamples
+reference (agefair.fairness.auditing.decisions). The interval level is the audit's ``ci_level``, the resamples
 its ``n_boot``; ``n_perm`` permutations give each p-value; ``power`` is the power at which each group's
 minimum detectable difference is computed; ``margins`` are the smallest differences that matter
 (practical significance), per compared metric, in the metric's own units."""

@@ -1,7 +1,7 @@
 """The age gates a config names (the ``gates:`` section of configs/fairness.yaml): ``ThresholdGate``,
 ``RangeGate`` and their union ``Gate`` (pydantic, unknown keys refused), the shipped ``DEFAULT_GATES``
 and the rule metrics of each kind of gate. What the gates mean, and how they are audited:
-agefair.fairness.gates (which re-exports these types). Here, below fairness, because the config is
+agefair.fairness.stats.gates (which re-exports these types). Here, below fairness, because the config is
 validated before any fairness code is imported.
 """
 
@@ -97,7 +97,7 @@ DEFAULT_GATES: tuple[ThresholdGate | RangeGate, ...] = (
 )
 
 # The rates of each kind of gate a threshold rule may name (their titles and directions:
-# agefair.fairness.specs); a threshold gate's buffers are named buffer_<target>, e.g. buffer_0.01.
+# agefair.fairness.stats.specs); a threshold gate's buffers are named buffer_<target>, e.g. buffer_0.01.
 THRESHOLD_GATE_METRICS = ("false_pass", "false_pass_band", "false_challenge", "false_challenge_over",
                           "false_challenge_between")
 RANGE_GATE_METRICS = ("tpr", "fpr", "fpr_below", "fpr_above")

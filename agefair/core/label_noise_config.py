@@ -1,5 +1,5 @@
 """The ``label_noise:`` section of configs/fairness.yaml: which rows the audit flags as suspected wrong
-labels (agefair.fairness.label_noise): every model misses the label by more than max(k_years, k_rel x
+labels (agefair.fairness.stats.label_noise): every model misses the label by more than max(k_years, k_rel x
 age) while the models agree within max_spread years. Exact ages, at least two models."""
 
 from __future__ import annotations

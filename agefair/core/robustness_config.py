@@ -1,5 +1,5 @@
 """The ``robustness:`` section of configs/fairness.yaml (python -m agefair.robustness; the corruption
-registry itself is agefair.fairness.corruptions). agefair.core.config re-exports these names."""
+registry itself is agefair.fairness.stats.corruptions). agefair.core.config re-exports these names."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The threshold rules of configs/fairness.yaml (``rules:``): which metric, grouping and statistic a rule
-judges, and how (agefair.fairness.thresholds judges them). Re-exported by agefair.core.config."""
+judges, and how (agefair.fairness.auditing.thresholds judges them). Re-exported by agefair.core.config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 from agefair.core.base_model import StrictModel
 from agefair.core.gate_config import GATE_METRICS, is_buffer_metric
 
-# The metrics a threshold rule may name (their titles, label kinds and directions: agefair.fairness.specs,
+# The metrics a threshold rule may name (their titles, label kinds and directions: agefair.fairness.stats.specs,
 # which checks it agrees with this list; the list is here because the config is validated below fairness).
 # The age gates' rates (agefair.core.gate_config) follow; a rule names a buffer as buffer_<target>.
 AuditMetric = Literal["mae", "rmse", "bias", "cs5", "age_bin_spread", "in_group", "dist", "signed", "too_old",

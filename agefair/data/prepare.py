@@ -42,7 +42,7 @@ class PreparedData:
     name: str = "UTKFace"
     labels: str = "exact"  # exact ages, or "interval": age groups (age_group, age_lo, age_hi)
     attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity"])
-    groupings: dict[str, list[str]] | None = None  # None: UTKFace's (agefair.fairness.metrics.GROUPINGS)
+    groupings: dict[str, list[str]] | None = None  # None: UTKFace's (agefair.fairness.stats.metrics.GROUPINGS)
     aligned: str = "yes"  # whether images are aligned face crops: yes | no | auto (per image)
     detector: str = "hog"
 

@@ -2,7 +2,7 @@
 
 Fitted on validation predictions only (``calibrate`` takes no test data), applied to new rows
 (``predict_intervals``), saved as JSON (``Calibration.to_json`` / ``save_calibration`` /
-``load_calibration``); coverage on a test split is measured by agefair.fairness.conformal_eval.
+``load_calibration``); coverage on a test split is measured by agefair.fairness.stats.conformal_eval.
 
 Scores (``score=``), each with the interval it gives for a new row:
 

@@ -3,7 +3,7 @@ the AAR, error slopes and label-noise suspects (section "Age accuracy and label 
 
 from __future__ import annotations
 
-from agefair.fairness.result import AuditSummary, ExactAudit
+from agefair.fairness.results.result import AuditSummary, ExactAudit
 from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_pct, fmt_text
 
 

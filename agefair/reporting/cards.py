@@ -5,8 +5,8 @@ card on its own page."""
 
 from __future__ import annotations
 
-from agefair.fairness.gate_types import ThresholdGateSummary
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.gate_types import ThresholdGateSummary
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_int, fmt_pct, fmt_signed, fmt_text, grouping_title, num
 from agefair.reporting.scorecard import card_id, scorecard_context
 from agefair.reporting.view import groups_by_name, metric_of

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.subplots import make_subplots
 
-from agefair.fairness.result import AuditSummary
-from agefair.fairness.specs import METRIC_TITLES
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.specs import METRIC_TITLES
 from agefair.reporting.format import fmt_ci, fmt_int, grouping_title, natural_key, num, plot_text
 from agefair.reporting.view import groups_by_name, metric_of, ordered_groups, underpowered_groups
 

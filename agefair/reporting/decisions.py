@@ -3,9 +3,9 @@ every model against the reference, three tables (each one Benjamini-Hochberg fam
 
 from __future__ import annotations
 
-from agefair.fairness.decision_types import ComparisonRow
-from agefair.fairness.decisions import matters
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.auditing.decisions import matters
+from agefair.fairness.results.decision_types import ComparisonRow
+from agefair.fairness.results.result import AuditSummary
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_int, fmt_text
 from agefair.reporting.scorecard import SYMBOLS
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from agefair.fairness.result import AuditSummary, Training, VariantEntry, nan_to_none
+from agefair.fairness.results.result import AuditSummary, Training, VariantEntry, nan_to_none
 from agefair.reporting.format import (
     GROUPING_TITLES,
     JUDGE_TITLES,

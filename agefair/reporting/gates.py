@@ -1,4 +1,4 @@
-"""The report's "Age gates" section (agefair.fairness.gates' results in summary.json): per threshold gate,
+"""The report's "Age gates" section (agefair.fairness.stats.gates' results in summary.json): per threshold gate,
 who is most often let through and how much each group's challenge age must rise (the buffer), side by side
 for the models; per range gate, TPR and FPR per group; one chart per model and threshold gate (false pass
 and false challenge against the challenge age, with interval bands, and the DET-style trade-off).
@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.subplots import make_subplots
 
-from agefair.fairness.gate_types import Curves, Disparity, Rate, ThresholdGateSummary
-from agefair.fairness.result import AuditSummary
-from agefair.fairness.specs import GATE_RATES, metric_title
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.gate_types import Curves, Disparity, Rate, ThresholdGateSummary
+from agefair.fairness.stats.specs import GATE_RATES, metric_title
 from agefair.reporting.charts import PALETTE, TEMPLATE, apply_layout, chart_markup
 from agefair.reporting.format import (
     MISSING,

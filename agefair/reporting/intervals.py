@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from agefair.fairness.conformal_eval import CoverageGroup, CoverageReport
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.conformal_eval import CoverageGroup, CoverageReport
 from agefair.reporting.format import fmt, fmt_ci, fmt_int, fmt_pct, fmt_text, grouping_title
 
 MARGINAL = "marginal"

@@ -27,7 +27,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from agefair.core.io import write_text_atomic
-from agefair.fairness.result import AuditSummary, ExactRow, RobustnessResult, parse
+from agefair.fairness.results.result import AuditSummary, ExactRow, RobustnessResult, parse
 from agefair.reporting import robustness as robustness_report
 from agefair.reporting.adjusted import age_accuracy_context, standardised_tables
 from agefair.reporting.cards import cards_context

@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.subplots import make_subplots
 
-from agefair.fairness.decision_types import ComparisonRow
-from agefair.fairness.gate_types import ThresholdGateSummary
-from agefair.fairness.result import AuditSummary
+from agefair.fairness.results.decision_types import ComparisonRow
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.stats.gate_types import ThresholdGateSummary
 from agefair.reporting.charts import PALETTE, TEMPLATE, apply_layout, chart_markup, new_figure
 from agefair.reporting.format import grouping_title, natural_key, num, plot_text, slug
 from agefair.reporting.gates import chart_grouping

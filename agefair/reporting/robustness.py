@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from agefair.fairness.result import (
+from agefair.fairness.results.result import (
     AuditSummary,
     Condition,
     Corruption,

@@ -8,9 +8,9 @@ Marks are a symbol and a colour (a colour-blind-safe blue/orange pair; the symbo
 
 from __future__ import annotations
 
-from agefair.fairness.result import AuditSummary
-from agefair.fairness.scorecard import scorecard
-from agefair.fairness.scorecard_types import Scorecard, ScoreCell, ScoreColumn
+from agefair.fairness.auditing.scorecard import scorecard
+from agefair.fairness.results.result import AuditSummary
+from agefair.fairness.results.scorecard_types import Scorecard, ScoreCell, ScoreColumn
 from agefair.reporting.format import MISSING, fmt, fmt_ci, fmt_pct, fmt_signed, fmt_text, grouping_title, num, slug
 from agefair.reporting.sections import rules_cell
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from agefair.fairness.result import AuditSummary, DisparityBase, DisparityStat, ExactRow, IntervalRow
-from agefair.fairness.specs import DISPARITY_METRICS, METRIC_TITLES, SHARE_METRICS
+from agefair.fairness.results.result import AuditSummary, DisparityBase, DisparityStat, ExactRow, IntervalRow
+from agefair.fairness.stats.specs import DISPARITY_METRICS, METRIC_TITLES, SHARE_METRICS
 from agefair.reporting.format import (
     JUDGE_TITLES,
     MISSING,

@@ -5,8 +5,8 @@ A partial summary reads as empty where it has no data (the models' defaults).
 
 from __future__ import annotations
 
-from agefair.fairness.result import AuditSummary, GroupBase, Metric
-from agefair.fairness.specs import AGE_GROUPINGS
+from agefair.fairness.results.result import AuditSummary, GroupBase, Metric
+from agefair.fairness.stats.specs import AGE_GROUPINGS
 from agefair.reporting.format import ci_pair, natural_key, num
 
 
