@@ -145,3 +145,28 @@ def test_coverage_bootstrap_memory_is_bounded():
         tracemalloc.stop()
     assert rep.overall.coverage["exact"].ci[0] < rep.overall.coverage["exact"].value < rep.overall.coverage["exact"].ci[1]
     assert peak < 300 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
+
+
+def test_stacked_products_give_the_bits_of_each_product_alone():
+    """replicate_many weights every job's cell sums with one sparse product per chunk (engine.replicates.Stacked):
+    each result is summed in the same order as apply() on that CellSums alone, so the numbers are bit-identical;
+    families planned apart and run on one draw (run_planned) get the numbers each gets alone."""
+    from agefair.fairness.engine.replicates import Job, Planned, Stacked, replicate_many, run_planned
+    from agefair.fairness.engine.resampling import Resampler, apply, build_layout
+
+    rng = np.random.default_rng(2)
+    n = 3_000
+    labels = {"g": rng.choice(["a", "b", "c"], n).astype(object), "h": rng.choice(["x", "y"], n).astype(object)}
+    layouts = [build_layout({"g": labels["g"]}, n), build_layout(labels, n)]
+    for res in (Resampler.of(n, scheme="vectorized"), Resampler.of(n, rng.integers(0, 700, n), scheme="poisson")):
+        parts = [res.sums(lay, v) for lay in layouts for v in (None, rng.normal(size=n), rng.exponential(size=n))]
+        w = next(res.boot_weights(40, 0)).copy()
+        for alone, together in zip([apply(w, p) for p in parts], Stacked(parts).apply(w)):
+            np.testing.assert_array_equal(alone, together)
+        jobs = [Job([rng.normal(size=n), rng.normal(size=n)], lay, [lambda m: m[:, 0], lambda m: m.sum(axis=1)])
+                for lay in layouts]
+        one = [replicate_many([j], res, 50, 1)[0] for j in jobs]
+        planned = [Planned([j], lambda done: done[0]) for j in jobs]
+        for (p1, b1), (p2, b2) in zip(one, run_planned(planned, res, 50, 1)):
+            np.testing.assert_array_equal(p1, p2)
+            np.testing.assert_array_equal(b1, b2)

@@ -23,7 +23,7 @@ from agefair.core.provenance import git_commit, git_dirty, reproduce_command, ve
 from agefair.data.prepare import PreparedData
 from agefair.data.split import counts_text
 from agefair.data.table import TableData
-from agefair.fairness.auditing.age_adjusted import age_accuracy, standardised_groupings
+from agefair.fairness.auditing.age_adjusted import age_adjusted
 from agefair.fairness.auditing.decisions import comparisons, pick_reference, verdict
 from agefair.fairness.auditing.external import describe_matching, load_external
 from agefair.fairness.auditing.intervals import audit_intervals, run_calibration, table_intervals
@@ -133,8 +133,7 @@ class _Scope:
         audit = audit_variant(pred, self.settings, self.groupings)
         if self.prepared.labels == "exact":
             audit["by_age"] = by_age(pred)
-            audit["standardised"] = standardised_groupings(pred, self.groupings, self.settings)
-            audit.update(age_accuracy(pred, self.groupings, self.settings))
+            audit.update(age_adjusted(pred, self.groupings, self.settings))  # standardised MAE, AAR, slopes
         audit["gates"] = gate_summaries(pred, groupings=self.groupings, gates=self.fair.gates, settings=self.settings)
         return audit
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
-from agefair.fairness.engine.resampling import Layout, Resampler, apply, ratio
+from agefair.fairness.engine.resampling import CellSums, Layout, Resampler, ratio
 
 
 @dataclass(frozen=True)
@@ -29,27 +30,81 @@ class Job:
     joint: bool = False  # True: each statistic reads the means of every value side by side (one column out)
 
 
+class Stacked:
+    """Many ``CellSums`` on the same units, weighted together: one sparse product per chunk of weights for
+    every ``GROUP`` of them (the weights, a million units x a chunk of replicates, are read once per group,
+    not once per CellSums). Each output is summed over the units in the same order as ``apply`` alone: the
+    same bits. Takes the parts' place: each slot of ``parts`` is emptied once stacked, so memory holds one
+    copy of the sums (and one group's stacking at a time), not two."""
+
+    GROUP = 8
+
+    def __init__(self, parts: list[CellSums]):
+        self.aggs = [p.agg for p in parts]
+        self.groups = []
+        for first in range(0, len(parts), self.GROUP):
+            block = parts[first:first + self.GROUP]
+            stack = sparse.hstack([p.per_unit for p in block], format="csr")
+            parts[first:first + self.GROUP] = [None] * len(block)
+            del block
+            self.groups.append((first, stack, np.cumsum([0] + [a.shape[0] for a in self.aggs[first:first + self.GROUP]])))
+
+    def apply(self, weights: np.ndarray) -> list[np.ndarray]:
+        """``apply(weights, part)`` for every part: (r x cells) each."""
+        out = []
+        for first, stack, edges in self.groups:
+            fine = np.asarray(stack.T @ weights.T)  # (the group's finest cells x r)
+            out += [np.asarray(agg.T @ fine[a:b]).T
+                    for agg, a, b in zip(self.aggs[first:first + self.GROUP], edges[:-1], edges[1:])]
+        return out
+
+
 def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed: int
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per job: point estimates (stats x models) and bootstrap replicates (stats x n_boot x models),
     every job and model on the same draws."""
-    prepared = []
+    prepared, parts = [], []
     for job in jobs:
         cnt = resampler.sums(job.layout)
         sums = [resampler.sums(job.layout, v) for v in job.values]
         tot = np.asarray(cnt.sum(axis=0))
         means = [ratio(np.asarray(s.sum(axis=0)), tot) for s in sums]
         point = np.array([_apply_stat(f, means, job.joint)[0] for f in job.stats]).reshape(len(job.stats), -1)
-        prepared.append((cnt, sums, point, np.empty((len(job.stats), n_boot, point.shape[1]))))
+        prepared.append((len(parts), len(sums), point, np.empty((len(job.stats), n_boot, point.shape[1]))))
+        parts += [cnt, *sums]
+        del cnt, sums
+    stacked = Stacked(parts)
     start = 0
     for w in resampler.boot_weights(n_boot, seed):
-        for job, (cnt, sums, _, boot) in zip(jobs, prepared):
-            c = apply(w, cnt)
-            means = [ratio(apply(w, s), c) for s in sums]
+        weighted = stacked.apply(w)
+        for job, (first, k, _, boot) in zip(jobs, prepared):
+            c = weighted[first]
+            means = [ratio(x, c) for x in weighted[first + 1:first + 1 + k]]
             for i, f in enumerate(job.stats):
                 boot[i, start:start + len(w)] = _apply_stat(f, means, job.joint).reshape(len(w), -1)
         start += len(w)
     return [(point, boot) for _, _, point, boot in prepared]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A family of statistics ready to run: its jobs, and how their (point, replicates) pairs become the
+    family's result. Families planned on the same rows and units share one draw (``run_planned``), each
+    getting exactly the numbers it would get alone."""
+
+    jobs: Sequence[Job]
+    finish: Callable[[list[tuple[np.ndarray, np.ndarray]]], object]
+
+
+def run_planned(planned: Sequence[Planned], resampler: Resampler, n_boot: int, seed: int) -> list:
+    """Each family's result, every job of every family on one bootstrap draw (no draw when there is no job)."""
+    jobs = [j for p in planned for j in p.jobs]
+    done = replicate_many(jobs, resampler, n_boot, seed) if jobs else []
+    out, start = [], 0
+    for p in planned:
+        out.append(p.finish(done[start:start + len(p.jobs)]))
+        start += len(p.jobs)
+    return out
 
 
 def _apply_stat(f, means: list[np.ndarray], joint: bool) -> np.ndarray:
@@ -71,19 +126,20 @@ def perm_pvalues_many(jobs: Sequence[Job], observed: Sequence[np.ndarray], resam
                       seed: int) -> list[np.ndarray]:
     """Per job of two models (A, B): two-sided paired-permutation p-values of each statistic's
     difference B - A, every job on the same swaps."""
-    prepared = []
+    prepared, diffs = [], []
     for job, obs in zip(jobs, observed):
         va, vb = job.values
         cnt = resampler.sums(job.layout)
         tot = np.asarray(cnt.sum(axis=0))
         sa, sb = resampler.sums(job.layout, va), resampler.sums(job.layout, vb)
-        d = (sb - sa).tocsc()
+        diffs.append(sb - sa)
         ta, tb = np.asarray(sa.sum(axis=0)), np.asarray(sb.sum(axis=0))
+        del sa, sb
         tol = 1e-9 * (1 + np.abs(obs))
-        prepared.append((tot, d, ta, tb, tol, np.zeros(len(job.stats)), np.zeros(len(job.stats))))
+        prepared.append((tot, ta, tb, tol, np.zeros(len(job.stats)), np.zeros(len(job.stats))))
+    stacked = Stacked(diffs)
     for s in resampler.swaps(n_perm, seed):
-        for job, obs, (tot, d, ta, tb, tol, hits, valid) in zip(jobs, observed, prepared):
-            moved = apply(s, d)
+        for job, obs, moved, (tot, ta, tb, tol, hits, valid) in zip(jobs, observed, stacked.apply(s), prepared):
             ma, mb = ratio(ta + moved, tot), ratio(tb - moved, tot)
             for i, f in enumerate(job.stats):
                 t = f(mb) - f(ma)

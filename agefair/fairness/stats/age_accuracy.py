@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from agefair.fairness.engine.replicates import Job, replicate_many
+from agefair.fairness.engine.replicates import Job, Planned, replicate_many, run_planned
 from agefair.fairness.engine.resampling import (
     Resampler,
     as_labels,
@@ -112,14 +112,25 @@ def aar(*, pred, age, cluster=None, settings: AuditSettings = AuditSettings()) -
     return _aar_result(job, err, point, boot, cluster, settings)
 
 
+def plan_aar_and_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cluster=None,
+                        settings: AuditSettings = AuditSettings()) -> Planned:
+    """``aar_and_slopes`` ready to run (agefair.fairness.engine.replicates.run_planned): (AAR, slopes)."""
+    a_job, err = _aar_job(pred, age)
+    s_job, age_arr = _slopes_job(pred, age, groupings)
+
+    def finish(done):
+        (ap, ab), (sp, sb) = done
+        return _aar_result(a_job, err, ap, ab, cluster, settings), _slopes_result(s_job, age_arr, sp, sb, settings)
+
+    return Planned([a_job, s_job], finish)
+
+
 def aar_and_slopes(*, pred, age, groupings: Mapping[str, object] | None = None, cluster=None,
                    settings: AuditSettings = AuditSettings()) -> tuple[AAR, list[Slope]]:
     """``aar`` and ``error_slopes`` on one bootstrap draw (the same numbers as one call each)."""
-    a_job, err = _aar_job(pred, age)
-    s_job, age_arr = _slopes_job(pred, age, groupings)
-    res = Resampler.of(len(err), cluster, settings.bootstrap)
-    (ap, ab), (sp, sb) = replicate_many([a_job, s_job], res, settings.n_boot, settings.seed)
-    return _aar_result(a_job, err, ap, ab, cluster, settings), _slopes_result(s_job, age_arr, sp, sb, settings)
+    planned = plan_aar_and_slopes(pred=pred, age=age, groupings=groupings, cluster=cluster, settings=settings)
+    res = Resampler.of(len(np.asarray(age)), cluster, settings.bootstrap)
+    return run_planned([planned], res, settings.n_boot, settings.seed)[0]
 
 
 @dataclass(frozen=True)

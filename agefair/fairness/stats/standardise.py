@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from agefair.fairness.engine.replicates import Job, replicate_many
+from agefair.fairness.engine.replicates import Job, Planned, run_planned
 from agefair.fairness.engine.resampling import (
     Layout,
     Resampler,
@@ -193,16 +193,23 @@ def _result(plan: _Plan, point, boot, settings: AuditSettings) -> Standardisatio
                            settings.n_boot, plan.clustered)
 
 
+def plan_standardised(calls: list[dict], *, cluster=None, settings: AuditSettings = AuditSettings()) -> Planned:
+    """``standardised_many`` ready to run (agefair.fairness.engine.replicates.run_planned): its result is the
+    list of Standardisation, one per call."""
+    plans = [_plan(**c, cluster=cluster, settings=settings) for c in calls]
+    return Planned([p.job for p in plans],
+                   lambda done: [_result(p, point, boot, settings) for p, (point, boot) in zip(plans, done)])
+
+
 def standardised_many(calls: list[dict], *, cluster=None, settings: AuditSettings = AuditSettings()
                       ) -> list[Standardisation]:
     """``standardised_mae`` for each of ``calls`` (its keyword arguments but cluster and settings), on the
     same rows and one bootstrap draw (the same numbers as one call each)."""
-    plans = [_plan(**c, cluster=cluster, settings=settings) for c in calls]
-    if not plans:
+    planned = plan_standardised(calls, cluster=cluster, settings=settings)
+    if not planned.jobs:
         return []
-    res = Resampler.of(len(plans[0].job.values[0]), cluster, settings.bootstrap)
-    done = replicate_many([p.job for p in plans], res, settings.n_boot, settings.seed)
-    return [_result(p, point, boot, settings) for p, (point, boot) in zip(plans, done)]
+    res = Resampler.of(len(planned.jobs[0].values[0]), cluster, settings.bootstrap)
+    return run_planned([planned], res, settings.n_boot, settings.seed)[0]
 
 
 def standardised_mae(*, pred, age=None, age_lo=None, age_hi=None, age_bin, group, grouping: str = "group",
