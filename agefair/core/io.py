@@ -179,3 +179,14 @@ def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame, **to_csv: Any
         to_csv.setdefault("quoting", csv.QUOTE_NONNUMERIC)
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, **to_csv)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

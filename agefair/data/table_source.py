@@ -27,11 +27,11 @@ from urllib.parse import unquote
 import pandas as pd
 
 from agefair.core.errors import AgefairError
-from agefair.core.io import read_csv_text, special_file_reason
+from agefair.core.io import file_sha256, read_csv_text, special_file_reason
 
 PARQUET = (".parquet", ".pq")
 CSV = (".csv",)
-BATCH_ROWS = 65_536  # rows per Parquet read: memory of the read is bounded by a batch, not by the file
+BATCH_ROWS = 65_536  # rows per Parquet read (the rows are then held together: see read_partitions)
 GLOB_CHARS = set("*?[")
 
 
@@ -78,10 +78,15 @@ def table_partitions(spec: str | Path) -> tuple[str, Path, list[Path]]:
         if not files:
             raise AgefairError(f"{text}: no .parquet, .pq or .csv file matches the pattern")
         return "glob", root, _one_format(Path(text), files)
+    _refuse_special(path)
+    return "file", path.parent, [path]
+
+
+def _refuse_special(path: Path) -> None:
+    """One line when ``path`` is not a regular file (missing, a folder, a FIFO, a broken link ...)."""
     why = special_file_reason(path)
     if why is not None:
         raise AgefairError(f"{path}: {'table not found' if why == 'not found' else why + ', not a table'}")
-    return "file", path.parent, [path]
 
 
 def _glob_root(text: str) -> Path:
@@ -124,9 +129,7 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    why = special_file_reason(path)
-    if why is not None:
-        raise AgefairError(f"{path}: {'table not found' if why == 'not found' else why + ', not a table'}")
+    _refuse_special(path)
     try:
         reader = pq.ParquetFile(path)
         batches = list(reader.iter_batches(batch_size=BATCH_ROWS))
@@ -191,16 +194,10 @@ def read_partitions(spec: str | Path) -> tuple[pd.DataFrame, SourceCounts, list[
 def source_sha256(files: list[Path], root: Path) -> str:
     """The SHA-256 of one file, or of the list of (path under root, file SHA-256) of several partitions."""
     if len(files) == 1:
-        return _sha256(files[0])
+        return file_sha256(files[0])
     h = hashlib.sha256()
     for f in files:
-        h.update(f"{f.relative_to(root).as_posix()}\0{_sha256(f)}\n".encode())
+        h.update(f"{f.relative_to(root).as_posix()}\0{file_sha256(f)}\n".encode())
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

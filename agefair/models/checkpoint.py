@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 import shutil
@@ -13,7 +12,10 @@ import torch
 
 from agefair.core.config import TrainConfig, validate
 from agefair.core.errors import AgefairError
-from agefair.core.io import atomic_path
+from agefair.core.io import (
+    atomic_path,
+    file_sha256,  # noqa: F401  (re-exported: callers hash checkpoints here)
+)
 from agefair.models.network import AgeModel, create_model
 
 
@@ -104,9 +106,3 @@ def model_from_checkpoint(path: str | Path) -> tuple[AgeModel, TrainConfig, dict
     return model, cfg, ckpt
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
