@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.audit_job import AuditJob, run_audit_job
+from agefair.cli.engine import add_engine_args, engine_from_args, engine_settings
 from agefair.cli.outputs import check_output_dir
 from agefair.core.config import CONFIG_DIR, DataConfig, load_data_config, load_dataset_config, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
@@ -62,7 +63,7 @@ def table_job(args, fair, thresholds_file: str) -> tuple[AuditJob, PreparedData,
     return job, prepare_table(table, data_cfg, args.work), data_cfg
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m agefair.audit", description=__doc__.split("\n")[0])
     p.add_argument("--table", metavar="PATH", help="audit a table without images (labels, attributes, pred_* columns): "
                    "a CSV or Parquet file, a folder of partitions (a Parquet dataset) or a quoted glob ('logs/*.csv')")
@@ -89,15 +90,21 @@ def main(argv: list[str] | None = None) -> int:
                         "model, judged by statistic: change rules")
     p.add_argument("--robustness", action="store_true",
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
+    add_engine_args(p)
     add_data_args(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     check_output_dir(args.out)
 
-    fair = load_fairness_config(args.thresholds)
+    fair = engine_settings(args, load_fairness_config(args.thresholds))
     thresholds_file = str(args.thresholds or CONFIG_DIR / "fairness.yaml")
     if args.table is not None:
         job, prepared, data_cfg = table_job(args, fair, thresholds_file)
-        return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
+        with engine_from_args(args):
+            return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
     if args.pred:
         raise AgefairError("--pred names a column of --table: give --table FILE")
     external = external_args(args.predictions or [], args.name or [])
@@ -121,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
                    progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
                    reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None)
-    return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
+    with engine_from_args(args):
+        return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
 
 if __name__ == "__main__":
     run_cli(main)

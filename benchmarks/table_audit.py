@@ -8,11 +8,12 @@ and runs the command a user runs, ``python -m agefair.audit --table FILE`` (conf
 its peak memory (ru_maxrss of the child), the report's size and each model's computation time.
 
     python benchmarks/table_audit.py [--rows 1000000] [--models 3] [--format csv|parquet] [--out DIR]
-                                     [--partitions 16 [--compare-whole]]
+                                     [--partitions 16 [--compare-whole] [--dask-workers 2]]
 
 ``--partitions N`` writes the table as a Parquet dataset of N files (a folder, audited as ``--table FOLDER``);
 ``--compare-whole`` also audits the same rows as one Parquet file and checks that every number of the two
-summary.json files is equal (paths, file hashes, read counts and timings aside).
+summary.json files is equal (paths, file hashes, read counts and timings aside). ``--dask-workers N`` also
+audits the dataset with ``--engine dask --workers N`` (a LocalCluster) and checks its numbers are equal too.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def write_partitions(frame: pd.DataFrame, folder: Path, parts: int) -> None:
         frame.iloc[rows].to_parquet(folder / f"part-{k:02d}.parquet", index=False)
 
 
-def audit_command(table: Path, out: Path, thresholds: Path | None) -> tuple[float, float, int]:
-    """``python -m agefair.audit --table TABLE``, as a user runs it: (wall seconds, this child's peak RSS in MiB,
-    exit code)."""
-    cmd = [sys.executable, "-m", "agefair.audit", "--table", str(table), "--out", str(out), "--quiet"]
+def audit_command(table: Path, out: Path, thresholds: Path | None, extra: tuple[str, ...] = ()
+                  ) -> tuple[float, float, int]:
+    """``python -m agefair.audit --table TABLE [EXTRA]``, as a user runs it: (wall seconds, this child's peak RSS
+    in MiB, exit code). The peak is the audit process's own (a Dask cluster's workers are its children)."""
+    cmd = [sys.executable, "-m", "agefair.audit", "--table", str(table), "--out", str(out), "--quiet", *extra]
     if thresholds is not None:
         cmd += ["--thresholds", str(thresholds)]
     t0 = time.perf_counter()
@@ -89,42 +91,49 @@ def main() -> None:
     p.add_argument("--partitions", type=int, default=0, help="write a Parquet dataset of this many files")
     p.add_argument("--compare-whole", action="store_true",
                    help="with --partitions: audit the rows as one Parquet file too and check the numbers are equal")
+    p.add_argument("--dask-workers", type=int, default=0,
+                   help="with --partitions: audit the dataset on a Dask LocalCluster of this many workers too")
     a = p.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="agefair-table-"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     frame = synthetic_table(a.rows, a.models)
-    tables = []
+    tables = []  # (table, the audit's extra arguments, its report folder)
     if a.partitions:
         write_partitions(frame, out / "dataset", a.partitions)
-        tables.append(out / "dataset")
+        tables.append((out / "dataset", (), out / "report-dataset"))
         if a.compare_whole:
             frame.to_parquet(out / "table.parquet", index=False)
-            tables.append(out / "table.parquet")
+            tables.append((out / "table.parquet", (), out / "report-table"))
+        if a.dask_workers:
+            tables.append((out / "dataset", ("--engine", "dask", "--workers", str(a.dask_workers)),
+                           out / "report-dask"))
     else:
         table = out / f"table.{a.format}"
         frame.to_csv(table, index=False) if a.format == "csv" else frame.to_parquet(table)
-        tables.append(table)
+        tables.append((table, (), out / f"report-{table.stem}"))
     del frame
-    size = sum(f.stat().st_size for t in tables[:1] for f in ([t] if t.is_file() else t.iterdir()))
-    print(f"generated {a.rows:,} rows x {a.models} models in {time.perf_counter() - t0:.0f} s: {tables[0]} "
+    first = tables[0][0]
+    size = sum(f.stat().st_size for f in ([first] if first.is_file() else first.iterdir()))
+    print(f"generated {a.rows:,} rows x {a.models} models in {time.perf_counter() - t0:.0f} s: {first} "
           f"({size / 2**20:.0f} MiB)", flush=True)
     summaries = []
-    for table in tables:
-        report = out / f"report-{table.stem}"
-        seconds, peak, code = audit_command(table, report, a.thresholds)
+    for table, extra, report in tables:
+        seconds, peak, code = audit_command(table, report, a.thresholds, extra)
         summary = json.loads((report / "summary.json").read_text())
         summaries.append(summary)
         fair = summary["provenance"]["audit_settings"]
-        print(f"python -m agefair.audit --table {table.name}: {seconds:.0f} s wall, peak RSS {peak:.0f} MiB, "
+        print(f"python -m agefair.audit --table {table.name} {' '.join(extra)}: {seconds:.0f} s wall, "
+              f"peak RSS {peak:.0f} MiB, engine {summary['provenance'].get('engine')}, "
               f"exit {code}; n_boot {fair['n_boot']}, n_perm {fair['comparisons']['n_perm']}, bootstrap "
               f"{fair['bootstrap']}; report.html {(report / 'report.html').stat().st_size / 2**20:.1f} MiB, "
               f"summary.json {(report / 'summary.json').stat().st_size / 2**20:.1f} MiB", flush=True)
         for name, entry in summary["variants"].items():
             print(f"  {name}: metrics, gates, standardised MAE, AAR: {entry['timings']['metrics_s']:.0f} s")
-    if len(summaries) == 2:
-        same = audit_numbers(summaries[0]) == audit_numbers(summaries[1])
-        print(f"every number of summary.json equal, {a.partitions} files against one: {same}")
+    if len(summaries) > 1:
+        same = all(audit_numbers(summaries[0]) == audit_numbers(s) for s in summaries[1:])
+        print(f"every number of summary.json equal across the {len(summaries)} audits "
+              f"({', '.join(' '.join([t.name, *e]) for t, e, _ in tables)}): {same}")
         if not same:
             raise SystemExit(1)
 

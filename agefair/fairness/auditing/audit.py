@@ -37,6 +37,7 @@ from agefair.fairness.auditing.noise_audit import label_noise
 from agefair.fairness.auditing.regression import Previous, check_same_data, compare_to, load_previous
 from agefair.fairness.auditing.scorecard import scorecard
 from agefair.fairness.auditing.thresholds import judge, not_applicable
+from agefair.fairness.engine import executor
 from agefair.fairness.results.decision_types import CompareTo, Verdict
 from agefair.fairness.results.interval_types import IntervalsAudit
 from agefair.fairness.results.result import AuditSummary, Provenance, nan_to_none
@@ -277,7 +278,7 @@ def _provenance(scope: _Scope, data_cfg, runs_dir: Path | None, variants: list[s
                                     variants, external, table_preds),
         device=str(rt.device) if rt else None, precision=rt.measure_precision_name if rt else None,
         torch_threads=torch.get_num_threads(), platform=platform.platform(),
-        data_config=data_cfg.model_dump(mode="json"))
+        data_config=data_cfg.model_dump(mode="json"), engine=executor.current().describe())
 
 
 def _decisions(scope: _Scope, audited: dict[str, _Audited], reference: str):

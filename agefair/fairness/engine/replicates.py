@@ -11,13 +11,15 @@ audit (all models, all gates) on one draw and one set of permutation swaps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+from agefair.fairness.engine.keyed_draws import index_keys
 from agefair.fairness.engine.resampling import CellSums, Layout, Resampler, ratio
+from agefair.fairness.engine.state import keyed_sums
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,34 @@ class Stacked:
         """``apply(weights, part)`` for every part: (r x cells) each."""
         out = []
         for first, stack, edges in self.groups:
-            fine = np.asarray(stack.T @ weights.T)  # (the group's finest cells x r)
-            out += [np.asarray(agg.T @ fine[a:b]).T
-                    for agg, a, b in zip(self.aggs[first:first + self.GROUP], edges[:-1], edges[1:])]
+            out += self._cells(first, edges, np.asarray(stack.T @ weights.T))
         return out
+
+    def _cells(self, first: int, edges: np.ndarray, fine: np.ndarray) -> list[np.ndarray]:
+        """A group's (finest cells x r) sums summed into each part's cells: (r x cells) per part."""
+        return [np.asarray(agg.T @ fine[a:b]).T
+                for agg, a, b in zip(self.aggs[first:first + self.GROUP], edges[:-1], edges[1:])]
+
+    def chunks(self, resampler: Resampler, n: int, seed: int, swap: bool = False
+               ) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """(first replicate, every part's (r x cells) sums) per chunk of the ``n`` bootstrap replicates
+        (``swap``: of the ``n`` permutations' swaps). Under the keyed Poisson scheme the sums come from the
+        mergeable engine (agefair.fairness.engine.state.keyed_sums: blocks of units mapped on the current
+        executor, merged by addition), all ``n`` replicates at once per group of parts; otherwise from the
+        materialised weights of ``resampler``, one chunk at a time."""
+        if resampler.scheme != "poisson":
+            start = 0
+            for w in (resampler.swaps(n, seed) if swap else resampler.boot_weights(n, seed)):
+                yield start, self.apply(w)
+                start += len(w)
+            return
+        keys = resampler.keys if resampler.keys is not None else index_keys(resampler.n_units)
+        full = []
+        for first, stack, edges in self.groups:
+            full += self._cells(first, edges, keyed_sums(stack, keys, seed=seed, n=n, swap=swap).T)
+        step = resampler.chunk()
+        for start in range(0, n, step):
+            yield start, [f[start:start + step] for f in full]
 
 
 def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed: int
@@ -74,15 +100,13 @@ def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed:
         parts += [cnt, *sums]
         del cnt, sums
     stacked = Stacked(parts)
-    start = 0
-    for w in resampler.boot_weights(n_boot, seed):
-        weighted = stacked.apply(w)
+    for start, weighted in stacked.chunks(resampler, n_boot, seed):
+        r = len(weighted[0])
         for job, (first, k, _, boot) in zip(jobs, prepared):
             c = weighted[first]
             means = [ratio(x, c) for x in weighted[first + 1:first + 1 + k]]
             for i, f in enumerate(job.stats):
-                boot[i, start:start + len(w)] = _apply_stat(f, means, job.joint).reshape(len(w), -1)
-        start += len(w)
+                boot[i, start:start + r] = _apply_stat(f, means, job.joint).reshape(r, -1)
     return [(point, boot) for _, _, point, boot in prepared]
 
 
@@ -138,8 +162,8 @@ def perm_pvalues_many(jobs: Sequence[Job], observed: Sequence[np.ndarray], resam
         tol = 1e-9 * (1 + np.abs(obs))
         prepared.append((tot, ta, tb, tol, np.zeros(len(job.stats)), np.zeros(len(job.stats))))
     stacked = Stacked(diffs)
-    for s in resampler.swaps(n_perm, seed):
-        for job, obs, moved, (tot, ta, tb, tol, hits, valid) in zip(jobs, observed, stacked.apply(s), prepared):
+    for _, moved_all in stacked.chunks(resampler, n_perm, seed, swap=True):
+        for job, obs, moved, (tot, ta, tb, tol, hits, valid) in zip(jobs, observed, moved_all, prepared):
             ma, mb = ratio(ta + moved, tot), ratio(tb - moved, tot)
             for i, f in enumerate(job.stats):
                 t = f(mb) - f(ma)

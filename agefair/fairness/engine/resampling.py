@@ -44,6 +44,7 @@ import pandas as pd
 from scipy import sparse
 
 from agefair.fairness.engine.keyed_draws import index_keys, keyed_poisson, keyed_swaps, unit_keys
+from agefair.fairness.engine.state import keyed_sums
 
 MAX_WEIGHTS = 2_000_000  # unit weights per chunk of replicates (16 MB of float64)
 MIN_CHUNK = 16  # replicates per chunk however many units
@@ -320,6 +321,9 @@ def fine_boot_sums(fine: np.ndarray, values: list[np.ndarray], n_boot: int, seed
     k = cols.shape[1]
     x = sparse.csr_matrix((cols.ravel(), (np.repeat(np.arange(n), k), (fine[:, None] * k + np.arange(k)).ravel())),
                           shape=(n, n_fine * k))
+    if scheme == "poisson":  # the mergeable engine: blocks of rows mapped, merged by addition
+        keys = index_keys(n) if keys is None else _checked(keys, n)
+        return keyed_sums(x, keys, seed=seed, n=n_boot).reshape(n_boot, n_fine, k)
     out = np.empty((n_boot, n_fine, k))
     start = 0
     for w in weight_chunks(n, n_boot, seed, scheme, keys=keys):

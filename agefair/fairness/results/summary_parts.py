@@ -63,3 +63,4 @@ class Provenance(Record):
     torch_threads: int | None = None
     platform: str | None = None
     data_config: dict[str, Any] = {}
+    engine: str | None = None  # where the keyed bootstrap ran: in-process, or dask (its cluster and workers)
