@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ class InProcess:
     name = "local"
     workers = 1
 
-    def map(self, fn: Callable, blocks: Sequence[tuple], **kwargs) -> Iterator[Any]:
+    def map(self, fn: Callable, blocks: Iterable[tuple], **kwargs) -> Iterator[Any]:
         for block in blocks:
             yield fn(*block, **kwargs)
 
@@ -51,7 +51,7 @@ class DaskExecutor:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def map(self, fn: Callable, blocks: Sequence[tuple], **kwargs) -> Iterator[Any]:
+    def map(self, fn: Callable, blocks: Iterable[tuple], **kwargs) -> Iterator[Any]:
         # each block travels inside its task, not scattered to one worker: the scheduler can run the task again
         # on another worker when a worker dies (scattered data would die with it)
         with warnings.catch_warnings():

@@ -77,12 +77,11 @@ class Stacked:
                 start += len(w)
             return
         keys = resampler.keys if resampler.keys is not None else index_keys(resampler.n_units)
-        full = []
-        for first, stack, edges in self.groups:
-            full += self._cells(first, edges, keyed_sums(stack, keys, seed=seed, n=n, swap=swap).T)
+        fine = [keyed_sums(stack, keys, seed=seed, n=n, swap=swap) for _, stack, _ in self.groups]  # (n x finest)
         step = resampler.chunk()
-        for start in range(0, n, step):
-            yield start, [f[start:start + step] for f in full]
+        for start in range(0, n, step):  # summed into cells a chunk at a time: memory holds the finest sums only
+            yield start, [c for (first, _, edges), f in zip(self.groups, fine)
+                          for c in self._cells(first, edges, f[start:start + step].T)]
 
 
 def replicate_many(jobs: Sequence[Job], resampler: Resampler, n_boot: int, seed: int

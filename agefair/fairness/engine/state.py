@@ -19,6 +19,8 @@ this process or on a Dask cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy import sparse
 
@@ -43,10 +45,12 @@ def map_block(x: sparse.csr_matrix, keys: np.ndarray, *, seed: int, stream: int,
     return out
 
 
-def blocks_of(x: sparse.csr_matrix, keys: np.ndarray, block: int = BLOCK_UNITS) -> list[tuple]:
-    """The map's partitions: (rows of ``x``, their keys) per ``block`` units, in order."""
+def blocks_of(x: sparse.csr_matrix, keys: np.ndarray, block: int = BLOCK_UNITS) -> Iterator[tuple]:
+    """The map's partitions: (rows of ``x``, their keys) per ``block`` units, in order, one at a time (a
+    block is a copy of its rows: made when the executor takes it)."""
     x = sparse.csr_matrix(x)
-    return [(x[a:a + block], np.asarray(keys[a:a + block], np.uint64)) for a in range(0, x.shape[0], block)]
+    for a in range(0, x.shape[0], block):
+        yield x[a:a + block], np.asarray(keys[a:a + block], np.uint64)
 
 
 def keyed_sums(x: sparse.csr_matrix, keys: np.ndarray, *, seed: int, n: int, swap: bool = False,
