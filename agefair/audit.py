@@ -13,12 +13,14 @@ when every threshold holds, 1 when any fails (the failing rows are printed), 2 o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.audit_job import AuditJob, run_audit_job
 from agefair.cli.engine import add_engine_args, engine_from_args, engine_settings
 from agefair.cli.outputs import check_output_dir
+from agefair.cli.state_job import check_state_dir, run_state_audit
 from agefair.core.config import CONFIG_DIR, DataConfig, load_data_config, load_dataset_config, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
 from agefair.data.prepare import PreparedData, prepare_table
@@ -90,6 +92,11 @@ def parser() -> ArgumentParser:
                         "model, judged by statistic: change rules")
     p.add_argument("--robustness", action="store_true",
                    help="also run the corruption audit (python -m agefair.robustness) and judge its rules")
+    p.add_argument("--save-state", metavar="DIR",
+                   help="also write every model's grouped-metric state (mergeable: keyed bootstrap sums per cell) to DIR")
+    p.add_argument("--state", nargs="+", metavar="DIR",
+                   help="audit saved states (--save-state) without the rows: merged, their grouped metrics in "
+                        "REPORT_DIR/state_audit.json")
     add_engine_args(p)
     add_data_args(p)
     return p
@@ -101,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 
     fair = engine_settings(args, load_fairness_config(args.thresholds))
     thresholds_file = str(args.thresholds or CONFIG_DIR / "fairness.yaml")
+    if args.state:
+        return run_state_audit(args, fair)
+    save_state = check_state_dir(args.save_state)
     if args.table is not None:
         job, prepared, data_cfg = table_job(args, fair, thresholds_file)
+        job = replace(job, save_state=save_state)
         with engine_from_args(args):
             return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
     if args.pred:
@@ -127,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     job = AuditJob(fair=fair, thresholds_file=thresholds_file, out=Path(args.out),
                    runs_dir=runs_dir, variants=variants, external=external, split=args.split, device=args.device,
                    progress=not args.quiet, galleries=not args.no_gallery, robustness=args.robustness,
-                   reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None)
+                   reference=args.reference, compare_to=Path(args.compare_to) if args.compare_to else None,
+                   save_state=save_state)
     with engine_from_args(args):
         return run_audit_job(job, prepared=prepared, data_cfg=data_cfg).code
 

@@ -157,7 +157,7 @@ def test_dask_with_the_multinomial_draw_or_no_scheduler_is_one_line(tmp_path, ca
     fair.write_text("bootstrap: vectorized\n")
     base = ["--table", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "o"), "--engine", "dask"]
     code, _, err = cli("audit", [*base, "--thresholds", str(fair)], capsys)
-    one_line_error(code, err, "--engine dask maps the keyed (Poisson) bootstrap")
+    one_line_error(code, err, "--engine dask needs the keyed (Poisson) bootstrap")
     code, _, err = cli("audit", [*base, "--scheduler", "tcp://127.0.0.1:9"], capsys)
     one_line_error(code, err, "tcp://127.0.0.1:9: no Dask scheduler answered")
     assert not (tmp_path / "o").exists()

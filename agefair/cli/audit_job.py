@@ -16,7 +16,9 @@ from agefair.data.prepare import PreparedData
 from agefair.data.table import TableData
 from agefair.fairness.auditing import robustness
 from agefair.fairness.auditing.audit import run_audit
+from agefair.fairness.auditing.state_audit import saved_of
 from agefair.fairness.results.result import AuditSummary, RobustnessResult
+from agefair.fairness.results.state_files import save_state
 from agefair.reporting.report import render_report
 
 SUMMARY, PREDICTIONS, REPORT = "summary.json", "predictions.csv", "report.html"
@@ -40,6 +42,7 @@ class AuditJob:
     reference: str | None = None  # --reference (default: fairness.yaml's, else baseline, else the first)
     compare_to: Path | None = None  # --compare-to: a previous audit's summary.json
     table: TableData | None = None  # --table: the table whose prediction columns are the models
+    save_state: Path | None = None  # --save-state: where every model's grouped-metric state is written
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,11 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
     """Audit, write, print; the outcome. ``findings``: word failed thresholds as the job's findings (python -m
     agefair.run, which sums them up after) rather than as the audit command's failure."""
     started = time.perf_counter()
-    summary, preds, galleries = run_audit(
+    done = run_audit(
         prepared, data_cfg, job.fair, runs_dir=job.runs_dir, variants=job.variants, split=job.split,
         device=job.device, progress=job.progress, galleries=job.galleries, thresholds_file=job.thresholds_file,
         external=job.external, reference=job.reference, compare_to_path=job.compare_to, table=job.table)
+    summary, preds, galleries = done.summary, done.predictions, done.galleries
     summary.seconds = time.perf_counter() - started
     rob = None
     if job.robustness:
@@ -72,6 +76,9 @@ def run_audit_job(job: AuditJob, *, prepared: PreparedData, data_cfg: DataConfig
             robustness.write_outputs(rob, gen)
         render_report(summary, galleries, gen / REPORT,
                       rob or robustness.load_result(job.out / robustness.JSON_NAME))
+    if job.save_state is not None:
+        save_state(saved_of(done, job.fair), job.save_state)
+        print(f"wrote the state of {len(done.states)} models ({summary.dataset.images_in_split} rows) to {job.save_state}")
     if rob is not None:
         print_result(rob, job.out / robustness.JSON_NAME, job.out / robustness.CSV_NAME)
     return AuditOutcome(print_audit(summary, job.out, rob, findings=findings), summary)

@@ -24,19 +24,21 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_settings(args: argparse.Namespace, fair: FairnessConfig) -> FairnessConfig:
-    """The fairness settings the engine needs: ``--engine dask`` maps keyed draws, so ``bootstrap: auto``
-    becomes ``poisson`` at any size (``vectorized``, the multinomial draw, cannot be split: an error)."""
+    """The fairness settings the engine needs: ``--engine dask`` maps keyed draws and ``--save-state`` writes
+    mergeable (keyed) sums, so ``bootstrap: auto`` becomes ``poisson`` at any size (``vectorized``, the
+    multinomial draw, cannot be split, and ``fairlearn`` keeps no state: an error)."""
     if args.engine != "dask":
         given = [f for f, v in (("--workers", args.workers), ("--scheduler", args.scheduler)) if v is not None]
         if given:
             raise AgefairError(f"{' and '.join(given)} go with --engine dask")
-        return fair
-    if args.workers is not None and args.scheduler is not None:
+    elif args.workers is not None and args.scheduler is not None:
         raise AgefairError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
-    if fair.bootstrap == "vectorized":
-        raise AgefairError("--engine dask maps the keyed (Poisson) bootstrap over blocks of rows; fairness.yaml's "
-                           "bootstrap: vectorized draws multinomially over all rows at once: set bootstrap: auto or "
-                           "poisson")
+    needs = "--engine dask" if args.engine == "dask" else "--save-state" if getattr(args, "save_state", None) else None
+    if needs is None or getattr(args, "state", None):
+        return fair
+    if fair.bootstrap in ("vectorized", "fairlearn"):
+        raise AgefairError(f"{needs} needs the keyed (Poisson) bootstrap, whose sums split over blocks of rows and "
+                           f"merge; fairness.yaml's bootstrap: {fair.bootstrap} cannot: set bootstrap: auto or poisson")
     return fair.model_copy(update={"bootstrap": "poisson"})
 
 

@@ -74,15 +74,22 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
 # the robustness audit's two. Each command rewrites its own and carries the others along unchanged.
 AUDIT_FILES = ("summary.json", "predictions.csv", "report.html")
 ROBUSTNESS_FILES = (robustness.JSON_NAME, robustness.CSV_NAME)
+STATE_AUDIT = "state_audit.json"  # audit --state: the grouped metrics of saved states
 
 
 def publishing_audit(out: Path):
     """``with publishing_audit(out) as gen:`` write the audit's files (and robustness files when it ran
     them) in ``gen``; they appear in ``out`` together at the end, robustness files not rewritten kept."""
-    return publishing(out, keep=ROBUSTNESS_FILES)
+    return publishing(out, keep=(*ROBUSTNESS_FILES, STATE_AUDIT))
 
 
 def publishing_robustness(out: Path):
     """``with publishing_robustness(out) as gen:`` write robustness.json and .csv in ``gen``; the audit's
     files already published in ``out`` stay part of the set."""
-    return publishing(out, keep=AUDIT_FILES)
+    return publishing(out, keep=(*AUDIT_FILES, STATE_AUDIT))
+
+
+def publishing_state_audit(out: Path):
+    """``with publishing_state_audit(out) as gen:`` write state_audit.json in ``gen``; the audit's and the
+    robustness files already published in ``out`` stay part of the set."""
+    return publishing(out, keep=(*AUDIT_FILES, *ROBUSTNESS_FILES))

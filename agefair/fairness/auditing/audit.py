@@ -38,6 +38,7 @@ from agefair.fairness.auditing.regression import Previous, check_same_data, comp
 from agefair.fairness.auditing.scorecard import scorecard
 from agefair.fairness.auditing.thresholds import judge, not_applicable
 from agefair.fairness.engine import executor
+from agefair.fairness.engine.cell_state import CellState
 from agefair.fairness.results.decision_types import CompareTo, Verdict
 from agefair.fairness.results.interval_types import IntervalsAudit
 from agefair.fairness.results.result import AuditSummary, Provenance, nan_to_none
@@ -45,8 +46,10 @@ from agefair.fairness.stats.gates import gate_summaries
 from agefair.fairness.stats.metrics import (
     GROUPINGS,
     AuditSettings,
+    audit_from_state,
     audit_variant,
     shot_labels,
+    variant_state,
 )
 from agefair.fairness.stats.power import group_power
 from agefair.models import runs
@@ -108,6 +111,19 @@ class _Audited:
     audit: dict
     entry: dict  # source, trained_on, evaluated_on, coverage (and the training record of agefair variants)
     timings: dict
+    state: CellState | None = None  # its grouped-metric state (None with bootstrap: fairlearn)
+
+
+@dataclass
+class AuditRun:
+    """What ``run_audit`` yields: the summary, every model's predictions, the galleries, and every model's
+    grouped-metric state (what ``audit --save-state`` writes)."""
+
+    summary: AuditSummary
+    predictions: pd.DataFrame
+    galleries: dict
+    states: dict[str, CellState]
+    groupings: dict[str, list[str]]  # each grouping's columns
 
 
 @dataclass
@@ -126,17 +142,23 @@ class _Scope:
     def where(self) -> str:
         return f"{self.prepared.name} ({self.split} split, {self.n_split} images)"
 
-    def audit(self, pred: pd.DataFrame) -> dict:
-        """Grouped metrics of one model's predictions (adds the shot column to ``pred`` when it applies)."""
+    def audit(self, pred: pd.DataFrame) -> tuple[dict, CellState | None]:
+        """(Every statistic of one model's predictions, its grouped-metric state); adds the shot column to
+        ``pred`` when it applies. The grouped metrics finish from the state (bootstrap: fairlearn: MetricFrame)."""
         if self.train_ages is not None:
             pred["shot"] = shot_labels(pred["age"].to_numpy(), self.train_ages, self.fair.many_shot,
                                        self.fair.few_shot)
-        audit = audit_variant(pred, self.settings, self.groupings)
+        state = None
+        if self.settings.bootstrap == "fairlearn":
+            audit = audit_variant(pred, self.settings, self.groupings)
+        else:
+            state = variant_state(pred, self.settings, self.groupings)
+            audit = audit_from_state(state, self.settings, self.groupings)
         if self.prepared.labels == "exact":
             audit["by_age"] = by_age(pred)
             audit.update(age_adjusted(pred, self.groupings, self.settings))  # standardised MAE, AAR, slopes
         audit["gates"] = gate_summaries(pred, groupings=self.groupings, gates=self.fair.gates, settings=self.settings)
-        return audit
+        return audit, state
 
 
 def _scope(prepared: PreparedData, fair: FairnessConfig, split: str, here: dict[str, bool]) -> _Scope:
@@ -163,7 +185,7 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
         raise AgefairError(f"{checkpoint}: no image of {scope.where} could be read as a face "
                            f"({info.get('faces')})")
     t1 = time.perf_counter()
-    audit = scope.audit(pred)
+    audit, state = scope.audit(pred)
     if scope.fair.conformal.enabled:
         audit["intervals"] = _intervals(scope, v, checkpoint, pred, info, data_cfg, rt, progress, trained_here)
     trained = info["meta"].get("manifest_hash")
@@ -175,7 +197,7 @@ def _audit_variant(scope: _Scope, v: str, runs_dir: Path, data_cfg, rt, progress
              "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred)),
                           **({"faces": info["faces"]} if "faces" in info else {})},
              **({"uses_attributes": info["uses_attributes"]} if "uses_attributes" in info else {})}
-    return _Audited(pred, audit, entry, {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
+    return _Audited(pred, audit, entry, {"predict_s": t1 - t0, "metrics_s": time.perf_counter() - t1}, state)
 
 
 def _intervals(scope: _Scope, v: str, checkpoint: Path, pred: pd.DataFrame, info: dict, data_cfg, rt, progress: bool,
@@ -205,12 +227,12 @@ def _audit_external(scope: _Scope, path: Path, name: str, data_cfg) -> _Audited:
     pred, matching = load_external(path, name, scope.prepared, data_cfg, scope.split,
                                    min_rows=scope.fair.min_group_size)
     t1 = time.perf_counter()
-    audit = scope.audit(pred)
+    audit, state = scope.audit(pred)
     entry = {"source": "external", "evaluated_on": scope.where, "trained_on": "unknown (external model)",
              "predictions": matching, "matching_text": describe_matching(matching),
              "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred))}}
     print(f"external predictions {name} ({path}): {describe_matching(matching)}")
-    return _Audited(pred, audit, entry, {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1})
+    return _Audited(pred, audit, entry, {"load_s": t1 - t0, "metrics_s": time.perf_counter() - t1}, state)
 
 
 def _audit_table_model(scope: _Scope, table: TableData, name: str, data_cfg) -> _Audited:
@@ -225,7 +247,7 @@ def _audit_table_model(scope: _Scope, table: TableData, name: str, data_cfg) -> 
     pred = prediction_frame(scope.prepared, data_cfg, rows, preds[rows], name)
     if "shot" in scope.prepared.manifest.columns:  # a previous audit's predictions.csv: its shot labels
         pred["shot"] = scope.prepared.manifest["shot"].to_numpy()[rows]
-    audit = scope.audit(pred)
+    audit, state = scope.audit(pred)
     if name in table.intervals:
         audit["intervals"] = table_intervals(pred, table.intervals[name], rows, groupings=scope.groupings,
                                              settings=scope.settings, max_age=data_cfg.max_age).to_json()
@@ -236,7 +258,7 @@ def _audit_table_model(scope: _Scope, table: TableData, name: str, data_cfg) -> 
                               f"{counts['missing']} empty, {counts['not_a_number']} not a number, "
                               f"{counts['out_of_range']} out of range",
              "coverage": {"images_in_split": scope.n_split, "predicted": int(len(pred))}}
-    return _Audited(pred, audit, entry, {"metrics_s": time.perf_counter() - t0})
+    return _Audited(pred, audit, entry, {"metrics_s": time.perf_counter() - t0}, state)
 
 
 def _galleries(scope: _Scope, audited: dict[str, _Audited], variants: list[str], runs_dir: Path | None,
@@ -343,8 +365,8 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_di
               variants: list[str] = (), split: str | None = None, device: str = "auto", progress: bool = False,
               galleries: bool = True, thresholds_file: str = "",
               external: list[tuple[Path, str]] = (), reference: str | None = None,
-              compare_to_path: Path | None = None, table: TableData | None = None) -> tuple[AuditSummary, pd.DataFrame, dict]:
-    """(summary, predictions, galleries) for ``variants`` in ``runs_dir``, ``external`` (file, name) predictions
+              compare_to_path: Path | None = None, table: TableData | None = None) -> AuditRun:
+    """The summary, predictions, galleries and states (``AuditRun``) for ``variants`` in ``runs_dir``, ``external`` (file, name) predictions
     and, auditing a table (``prepared`` from agefair.data.prepare.prepare_table), the table's models;
     every model is compared with ``reference`` (default: fairness.yaml's ``reference:``, else baseline, else the
     first model); ``compare_to_path``: a previous audit's summary.json (--compare-to)."""
@@ -370,4 +392,5 @@ def run_audit(prepared: PreparedData, data_cfg, fair: FairnessConfig, *, runs_di
                    else None)
     provenance = _provenance(scope, data_cfg, runs_dir, variants, thresholds_file, list(external), rt, table_preds)
     summary = _summary(scope, audited, provenance, note, ref, previous)
-    return summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data
+    return AuditRun(summary, pd.concat([a.pred for a in audited.values()], ignore_index=True), gallery_data,
+                    {n: a.state for n, a in audited.items() if a.state is not None}, scope.groupings)

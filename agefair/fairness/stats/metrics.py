@@ -29,8 +29,9 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 
 from agefair.data.age_groups import interval_error
+from agefair.fairness.engine.cell_state import CellState
 from agefair.fairness.engine.keyed_draws import unit_keys
-from agefair.fairness.engine.resampling import fine_boot_sums, finest_codes, scheme_of, units_of
+from agefair.fairness.engine.resampling import scheme_of, units_of
 from agefair.fairness.stats.specs import (  # noqa: F401  (METRIC_NAMES, INTERVAL_METRIC_NAMES: re-exported)
     AGE_GROUPINGS,
     INTERVAL_METRIC_NAMES,
@@ -167,45 +168,55 @@ def bootstrap_group_metrics(err: np.ndarray, codes: np.ndarray, n_groups: int, n
     stays bounded whatever n_boot x n. Rows with a code outside [0, n_groups) are in no group.
     """
     codes = np.asarray(codes, np.int64)
-    boot = GroupBoot(codes, err, metrics, n_boot, seed, scheme)
-    return boot.group_metrics(codes, n_groups)
+    state = CellState.of_rows(pd.DataFrame({"g": codes}), {m: _ROW_VALUES[m](err) for m in metrics},
+                              n_boot=n_boot, seed=seed, scheme=scheme)
+    of_cell = state.labels["g"].to_numpy(np.int64)
+    ok = (of_cell >= 0) & (of_cell < n_groups)
+    onehot = np.zeros((len(of_cell), n_groups))
+    onehot[np.flatnonzero(ok), of_cell[ok]] = 1
+    return _means(np.einsum("bfk,fg->bgk", state.boot, onehot), state.values)
 
 
-class GroupBoot:
-    """Bootstrap sums of a frame's per-row metric values per finest cell (rows sharing every label of
-    ``cell_codes``), drawn once (``fine_boot_sums``) and summed into the groups of any grouping whose
-    labels are constant on those cells: one pass over the rows serves every grouping."""
+def _means(sums: np.ndarray, metrics: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each metric from (..., 1 + len(metrics)) sums: the value's sum over the row count (rmse: its root)."""
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i, m in enumerate(metrics):
+            out[m] = sums[..., 1 + i] / sums[..., 0]
+        if "rmse" in out:
+            out["rmse"] = np.sqrt(out["rmse"])
+    return out
 
-    def __init__(self, cell_codes, err: np.ndarray, metrics: tuple[str, ...], n_boot: int, seed: int,
-                 scheme: str = "vectorized", keys: np.ndarray | None = None):
-        codes = [np.asarray(cell_codes, np.int64)] if np.ndim(cell_codes) == 1 else list(cell_codes)
-        self.fine, self.first = finest_codes(codes)
-        self.metrics = tuple(metrics)
-        self.sums = fine_boot_sums(self.fine, [_ROW_VALUES[m](err) for m in self.metrics], n_boot, seed, scheme,
-                                   keys=keys)
 
-    @classmethod
-    def of(cls, pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> GroupBoot:
-        """The frame's rows resampled (keyed by their ids under ``bootstrap: poisson``)."""
-        codes = [pd.factorize(pred[c], use_na_sentinel=False)[0] for c in columns] or [np.zeros(len(pred), np.int64)]
-        scheme = scheme_of(s.bootstrap, len(pred))
-        keys = unit_keys(units_of(pred).ids) if scheme == "poisson" else None
-        return cls(codes, errors(pred), LABEL_METRICS[label_kind(pred)], s.n_boot, s.seed, scheme, keys)
+def metric_state(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> CellState:
+    """The frame's grouped-metric state: per finest cell of ``columns``, the row count and each metric's
+    per-row value summed, at the point and in each of ``s.n_boot`` replicates (rows keyed by their ids under
+    ``bootstrap: poisson``, so that states of other rows merge with it)."""
+    scheme = scheme_of(s.bootstrap, len(pred))
+    keys = unit_keys(units_of(pred).ids) if scheme == "poisson" else None
+    err = errors(pred)
+    labels = pred[list(columns)].reset_index(drop=True)
+    values = {m: _ROW_VALUES[m](err) for m in LABEL_METRICS[label_kind(pred)]}
+    n_boot = 0 if s.bootstrap == "fairlearn" else s.n_boot
+    return CellState.of_rows(labels, values, n_boot=n_boot, seed=s.seed, scheme=scheme, keys=keys)
 
-    def group_metrics(self, codes: np.ndarray, n_groups: int) -> dict:
-        """(n_boot, n_groups) replicates per metric for row group ``codes`` (constant on each finest cell)."""
-        of_cell = np.asarray(codes, np.int64)[self.first]
-        ok = (of_cell >= 0) & (of_cell < n_groups)
-        onehot = np.zeros((len(of_cell), n_groups))
-        onehot[np.flatnonzero(ok), of_cell[ok]] = 1
-        g = np.einsum("bfk,fg->bgk", self.sums, onehot)
-        out = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for i, m in enumerate(self.metrics):
-                out[m] = g[..., 1 + i] / g[..., 0]
-            if "rmse" in out:
-                out["rmse"] = np.sqrt(out["rmse"])
-        return out
+
+def groups_from_state(state: CellState, columns: list[str], s: AuditSettings) -> dict:
+    """Per-group metrics with intervals and the disparity summary of ``columns``, from a state alone."""
+    sums = state.grouped(columns)
+    names = [group_key(i) for i in sums.index]
+    point = _means(sums.point, state.values)
+    boot = _means(sums.boot, state.values) if sums.boot is not None else None
+    groups = []
+    for j, name in enumerate(names):
+        n = int(round(float(sums.point[j, 0])))
+        g = {"group": name, "n": n, "small": bool(n < s.min_group_size)}
+        for m in state.values:
+            lo, hi = _quantiles(boot[m][:, j], s.quantiles) if boot is not None else (float("nan"),) * 2
+            g[m] = {"value": float(point[m][j]), "ci": [float(lo), float(hi)]}
+        groups.append(g)
+    return {"columns": list(columns), "groups": groups,
+            "disparity": _disparity(None, columns, s, groups, None, None, boot, state.values)}
 
 
 def group_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -223,64 +234,37 @@ def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
         return np.nanquantile(samples, q, axis=0)
 
 
-def _by_group(pred: pd.DataFrame, columns: list[str], metric_names: tuple[str, ...]
-              ) -> tuple[pd.DataFrame, np.ndarray]:
-    """(per-group metrics and n, indexed as MetricFrame.by_group: groups sorted by their values, empty
-    ones left out; each row's group code, -1 for a missing label), from one bincount per metric."""
-    g = pred.groupby(columns if len(columns) > 1 else columns[0], sort=True, observed=True)
-    codes = g.ngroup().to_numpy(np.int64)
-    index = g.size().index
-    ok = codes >= 0
-    err = errors(pred)[ok]
-    cnt = np.bincount(codes[ok], minlength=len(index)).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = {m: np.bincount(codes[ok], _ROW_VALUES[m](err), len(index)) / cnt for m in metric_names}
-    if "rmse" in values:
-        values["rmse"] = np.sqrt(values["rmse"])
-    return pd.DataFrame(values | {"n": cnt}, index=index), codes
-
-
 def _between(values: np.ndarray) -> tuple[float, float]:
     """MetricFrame's difference and ratio between groups: max - min and min / max (NaN ignored)."""
     with np.errstate(all="ignore"):
         return float(np.nanmax(values) - np.nanmin(values)), float(np.nanmin(values) / np.nanmax(values))
 
 
-def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings, shared: GroupBoot | None = None) -> dict:
+def grouped_metrics(pred: pd.DataFrame, columns: list[str], s: AuditSettings, shared: CellState | None = None) -> dict:
     """Per-group metrics with intervals, plus the disparity summary over groups of adequate size
-    (``shared``: the bootstrap sums of a frame's finest cells, drawn once for every grouping).
+    (``shared``: the frame's ``metric_state`` over these columns and others, drawn once for every grouping).
 
     ``bootstrap: fairlearn`` computes everything through MetricFrame (its own n_boot); the other
-    schemes compute the same point values from per-group sums (MetricFrame builds per-row lists:
-    about 2 s per grouping at 100,000 rows) and the intervals with GroupBoot."""
-    fairlearn = s.bootstrap == "fairlearn"
-    use_fairlearn_boot = s.n_boot > 0 and fairlearn
+    schemes compute the same point values from the state's per-cell sums (MetricFrame builds per-row lists:
+    about 2 s per grouping at 100,000 rows) and the intervals from its replicate sums."""
+    if s.bootstrap != "fairlearn":
+        return groups_from_state(shared if shared is not None else metric_state(pred, columns, s), columns, s)
+    use_fairlearn_boot = s.n_boot > 0
     metric_names = LABEL_METRICS[label_kind(pred)]
-    mf = _metric_frame(pred, pred[columns], s, use_fairlearn_boot) if fairlearn else None
-    if fairlearn:
-        by = mf.by_group.dropna(subset=["n"])
-        by = by[by["n"] > 0]
-        names = [group_key(i) for i in by.index]
-        codes = pd.Categorical(group_keys(pred, columns), categories=names).codes.astype(np.int64)
-    else:
-        by, codes = _by_group(pred, columns, metric_names)
-        names = [group_key(i) for i in by.index]
-    boot = None
-    if s.n_boot > 0 and not use_fairlearn_boot:
-        boot = (shared or GroupBoot.of(pred, columns, s)).group_metrics(codes, len(names))
+    mf = _metric_frame(pred, pred[columns], s, use_fairlearn_boot)
+    by = mf.by_group.dropna(subset=["n"])
+    by = by[by["n"] > 0]
+    names = [group_key(i) for i in by.index]
+    codes = pd.Categorical(group_keys(pred, columns), categories=names).codes.astype(np.int64)
     groups = []
     for j, (idx, row) in enumerate(by.iterrows()):
         g = {"group": names[j], "n": int(row["n"]), "small": bool(row["n"] < s.min_group_size)}
         for m in metric_names:
-            if boot is not None:
-                lo, hi = _quantiles(boot[m][:, j], s.quantiles)
-            elif use_fairlearn_boot:
-                lo, hi = (float(f.loc[idx, m]) for f in mf.by_group_ci)
-            else:
-                lo = hi = float("nan")
+            lo, hi = ((float(f.loc[idx, m]) for f in mf.by_group_ci) if use_fairlearn_boot
+                      else (float("nan"), float("nan")))
             g[m] = {"value": float(row[m]), "ci": [float(lo), float(hi)]}
         groups.append(g)
-    disparity = _disparity(pred, columns, s, groups, codes, mf, boot, metric_names)
+    disparity = _disparity(pred, columns, s, groups, codes, mf, None, metric_names)
     return {"columns": columns, "groups": groups, "disparity": disparity}
 
 
@@ -324,10 +308,17 @@ def _disparity(pred, columns, s: AuditSettings, groups: list[dict], codes: np.nd
     return disparity
 
 
-def overall_metrics(pred: pd.DataFrame, s: AuditSettings, shared: GroupBoot | None = None) -> dict:
+def overall_metrics(pred: pd.DataFrame, s: AuditSettings, shared: CellState | None = None) -> dict:
     """Overall metrics with intervals: the grouped computation over a single group."""
+    if s.bootstrap != "fairlearn":
+        return _overall(shared if shared is not None else metric_state(pred, [], s), s)
     one = grouped_metrics(pred.assign(_all="all"), ["_all"], s, shared)["groups"][0]
     return {m: one[m] for m in LABEL_METRICS[label_kind(pred)]} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
+
+
+def _overall(state: CellState, s: AuditSettings) -> dict:
+    one = groups_from_state(state, [], s)["groups"][0]
+    return {m: one[m] for m in state.values} | {"n": {"value": one["n"], "ci": [float("nan")] * 2}}
 
 
 def age_bin_spread(groups: list[dict], min_group_size: int) -> float:
@@ -347,14 +338,32 @@ def audit_variant(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, lis
     ``labels`` says which metrics were computed (exact ages or age-group intervals);
     ``attributes`` lists the groupings of one sensitive attribute (for ``grouping: every attribute``).
     """
-    kind = label_kind(pred)
     present = {name: cols for name, cols in groupings.items() if all(c in pred.columns for c in cols)}
-    shared = None
-    if s.n_boot > 0 and s.bootstrap != "fairlearn":  # one draw for overall and every grouping
-        shared = GroupBoot.of(pred, list(dict.fromkeys(c for cols in present.values() for c in cols)), s)
-    out = {"overall": overall_metrics(pred, s, shared), "groupings": {}}
+    if s.bootstrap != "fairlearn":  # one state (one draw) for overall and every grouping
+        return audit_from_state(variant_state(pred, s, groupings), s, groupings)
+    out = {"overall": overall_metrics(pred, s), "groupings": {}}
     for name, cols in present.items():
-        out["groupings"][name] = grouped_metrics(pred, cols, s, shared)
+        out["groupings"][name] = grouped_metrics(pred, cols, s)
+    return _closing(out, label_kind(pred), s, groupings)
+
+
+def variant_state(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, list[str]] = GROUPINGS) -> CellState:
+    """``metric_state`` over every column of the groupings the frame has: what ``audit_from_state`` needs."""
+    present = [cols for cols in groupings.values() if all(c in pred.columns for c in cols)]
+    return metric_state(pred, list(dict.fromkeys(c for cols in present for c in cols)), s)
+
+
+def audit_from_state(state: CellState, s: AuditSettings, groupings: dict[str, list[str]] = GROUPINGS) -> dict:
+    """``audit_variant``'s numbers from a state alone (a model's ``variant_state``, or several merged)."""
+    kind = "interval" if "dist" in state.values else "exact"
+    out = {"overall": _overall(state, s), "groupings": {}}
+    for name, cols in groupings.items():
+        if all(c in state.labels.columns for c in cols):
+            out["groupings"][name] = groups_from_state(state, cols, s)
+    return _closing(out, kind, s, groupings)
+
+
+def _closing(out: dict, kind: str, s: AuditSettings, groupings: dict[str, list[str]]) -> dict:
     if kind == "exact" and "age_bin" in out["groupings"]:
         out["age_bin_spread"] = age_bin_spread(out["groupings"]["age_bin"]["groups"], s.min_group_size)
     out["labels"] = kind

@@ -1,0 +1,64 @@
+"""``audit --state DIR [DIR ...]``: saved states merged and audited without the rows; ``--save-state DIR``
+checked before any work (agefair.fairness.auditing.state_audit, agefair.fairness.results.state_files)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agefair.cli.outputs import STATE_AUDIT, publishing_state_audit
+from agefair.core.config import FairnessConfig
+from agefair.core.errors import AgefairError
+from agefair.core.io import write_json_atomic
+from agefair.fairness.auditing.state_audit import audit_saved, merged
+from agefair.fairness.results.state_files import STATE_JSON, StateAudit, save_state
+
+STATE_EXCLUDES = ("table", "pred", "runs", "predictions", "name", "variant", "split", "compare_to", "robustness",
+                  "reference", "data")
+
+
+def check_state_dir(path: str | None) -> Path | None:
+    """--save-state's folder: new, empty, or a state folder (replaced); anything else is one line."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise AgefairError(f"{p}: --save-state needs a folder, and this is a file")
+    if p.is_dir() and any(p.iterdir()) and not (p / STATE_JSON).is_file():
+        raise AgefairError(f"{p}: --save-state would replace a folder that holds other files than a state "
+                           f"(no {STATE_JSON}); give a new or empty folder")
+    return p
+
+
+def run_state_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
+    """Merge the states of ``--state``, audit them, publish state_audit.json in --out, print; exit 0."""
+    given = [f"--{a.replace('_', '-')}" for a in STATE_EXCLUDES if getattr(args, a, None) not in (None, False, [])]
+    if given:
+        raise AgefairError(f"--state audits saved states without rows: leave out {', '.join(given)}")
+    folders = [Path(f) for f in args.state]
+    saved = merged(folders)
+    result = audit_saved(saved, folders, fair)
+    target = check_state_dir(args.save_state)
+    with publishing_state_audit(Path(args.out)) as gen:
+        write_json_atomic(gen / STATE_AUDIT, result.to_json())
+    if target is not None:
+        save_state(saved, target)
+    print_state_audit(result, Path(args.out) / STATE_AUDIT, target)
+    return 0
+
+
+def print_state_audit(result: StateAudit, path: Path, saved_to: Path | None) -> None:
+    print(f"audited {len(result.states)} saved state(s), {len(result.sources)} source(s), {result.rows:,} rows; "
+          f"{result.n_boot} keyed bootstrap replicates (seed {result.seed}), {result.ci_level:.0%} intervals")
+    for name, m in result.models.items():
+        a = m.audit
+        primary = "mae" if result.labels == "exact" else "dist"
+        o = getattr(a.overall, primary)
+        print(f"{name:<14} {primary.upper()} {o.value:.2f} [{o.ci[0]:.2f}, {o.ci[1]:.2f}]  ({m.rows:,} rows)")
+        for g_name, g in a.groupings.items():
+            d = getattr(g.disparity, primary, None)
+            if d is not None:
+                print(f"  {g_name:<22} worst {d.worst_group} {d.worst:.2f}, gap {d.difference:.2f} "
+                      f"[{d.difference_ci[0]:.2f}, {d.difference_ci[1]:.2f}]")
+    print(f"wrote {path}" + (f"; the merged state to {saved_to}" if saved_to is not None else ""))
+    print(f"a state holds {result.holds}")
