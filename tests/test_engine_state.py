@@ -161,3 +161,18 @@ def test_dask_with_the_multinomial_draw_or_no_scheduler_is_one_line(tmp_path, ca
     code, _, err = cli("audit", [*base, "--scheduler", "tcp://127.0.0.1:9"], capsys)
     one_line_error(code, err, "tcp://127.0.0.1:9: no Dask scheduler answered")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_existing_scheduler_gives_the_in_process_numbers(dask_executor, tmp_path):
+    _table(20_000, seed=4).to_parquet(tmp_path / "t.parquet", index=False)
+    fair = tmp_path / "fairness.yaml"
+    fair.write_text("n_boot: 50\nbootstrap: poisson\ncomparisons: {n_perm: 50}\n")
+    address = dask_executor.client.scheduler.address
+    summaries = []
+    for k, extra in enumerate(([], ["--engine", "dask", "--scheduler", address])):
+        out = tmp_path / f"out{k}"
+        assert audit.main(["--table", str(tmp_path / "t.parquet"), "--out", str(out), "--thresholds", str(fair),
+                           "--quiet", *extra]) in (0, 1)
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    assert audit_numbers(summaries[0]) == audit_numbers(summaries[1])
+    assert summaries[1]["provenance"]["engine"] == f"dask (scheduler {address}, 2 workers)"
