@@ -20,7 +20,7 @@ from agefair.cli.args import ArgumentParser, add_data_args, prepare_from_args
 from agefair.cli.audit_job import AuditJob, run_audit_job
 from agefair.cli.engine import add_engine_args, engine_from_args, engine_settings
 from agefair.cli.outputs import check_output_dir
-from agefair.cli.state_job import check_state_dir, run_state_audit
+from agefair.cli.state_job import check_state_dir, run_state_audit, run_stream_audit
 from agefair.core.config import CONFIG_DIR, DataConfig, load_data_config, load_dataset_config, load_fairness_config
 from agefair.core.errors import AgefairError, run_cli
 from agefair.data.prepare import PreparedData, prepare_table
@@ -97,6 +97,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--state", nargs="+", metavar="DIR",
                    help="audit saved states (--save-state) without the rows: merged, their grouped metrics in "
                         "REPORT_DIR/state_audit.json")
+    p.add_argument("--state-only", action="store_true",
+                   help="with --table: read the table batch by batch into every model's grouped-metric state (memory "
+                        "bounded by a batch, not the rows) and audit that state alone (REPORT_DIR/state_audit.json)")
     add_engine_args(p)
     add_data_args(p)
     return p
@@ -109,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     fair = engine_settings(args, load_fairness_config(args.thresholds))
     thresholds_file = str(args.thresholds or CONFIG_DIR / "fairness.yaml")
     if args.state:
+        if args.state_only:
+            raise AgefairError("--state-only reads a table; --state reads saved states: give one of them")
         return run_state_audit(args, fair)
+    if args.state_only:
+        return run_stream_audit(args, fair)
     save_state = check_state_dir(args.save_state)
     if args.table is not None:
         job, prepared, data_cfg = table_job(args, fair, thresholds_file)

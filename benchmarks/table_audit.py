@@ -38,14 +38,15 @@ MEAN_AGE = {"White": 38, "Black": 33, "Asian": 26, "Indian": 31, "Others": 23}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_table(rows: int, models: int, seed: int = 0) -> pd.DataFrame:
-    """One row per face: id, age, gender, ethnicity and pred_<model> columns."""
+def synthetic_table(rows: int, models: int, seed: int = 0, first_id: int = 0) -> pd.DataFrame:
+    """One row per face: id (face<first_id>, face<first_id + 1> ...), age, gender, ethnicity and pred_<model>
+    columns."""
     rng = np.random.default_rng(seed)
     eth = rng.choice(ETHNICITY, rows, p=SHARE)
     mean = pd.Series(eth).map(MEAN_AGE).to_numpy(float)
     shape = 2.0  # gamma(2, mean/2): skewed young, a long tail of old faces
     age = np.clip(np.round(rng.gamma(shape, mean / shape)), 1, 116).astype(int)
-    frame = pd.DataFrame({"id": np.char.add("face", np.arange(rows).astype(str)), "age": age,
+    frame = pd.DataFrame({"id": np.char.add("face", np.arange(first_id, first_id + rows).astype(str)), "age": age,
                           "gender": rng.integers(0, 2, rows), "ethnicity": eth})
     for k in range(models):
         name = "baseline" if k == 0 else f"variant{k}"

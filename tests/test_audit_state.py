@@ -168,3 +168,56 @@ def test_bad_state_flags_are_one_line(saved, tmp_path, capsys):
     code, _, err = cli("audit", ["--table", str(table), "--out", str(tmp_path / "o"), "--save-state",
                                  str(tmp_path / "s"), "--thresholds", str(fair)], capsys)
     one_line_error(code, err, "--save-state needs the keyed (Poisson) bootstrap")
+
+
+def _messy(n: int) -> pd.DataFrame:
+    """A table with bad rows and repeated ids, some in other batches than their first copy."""
+    frame = _table(n, seed=7)
+    frame.loc[5, "age"] = 500  # bad_age
+    frame.loc[6, "ethnicity"] = ""  # missing_attribute
+    frame.loc[7, "pred_a"] = -3  # out of range for a only
+    agreeing = frame.iloc[[10, 11, 4_000]].copy()  # copies agreeing, after the first batch
+    conflicting = frame.iloc[[20, 3_500]].copy().assign(pred_b=1.0)  # copies that differ: every copy dropped
+    return pd.concat([frame, agreeing, conflicting], ignore_index=True)
+
+
+def test_a_table_streamed_into_its_state_gives_the_full_audits_grouped_metrics(tmp_path, monkeypatch, capsys):
+    import agefair.data.table_source as source
+
+    frame = _messy(12_000)
+    (tmp_path / "ds").mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(tmp_path / "ds" / f"p{k}.parquet", index=False)
+    assert _run(tmp_path, "--table", tmp_path / "ds", "--out", tmp_path / "full", "--save-state", tmp_path / "s1") in (0, 1)
+    monkeypatch.setattr(source, "BATCH_ROWS", 1_500)  # 9 row batches
+    assert _run(tmp_path, "--table", tmp_path / "ds", "--state-only", "--out", tmp_path / "stream",
+                "--save-state", tmp_path / "s2") == 0
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    streamed = json.loads((tmp_path / "stream" / "state_audit.json").read_text())
+    for name in ("a", "b"):
+        assert streamed["models"][name]["rows"] == full["variants"][name]["coverage"]["predicted"]
+        assert _close(_grouped(full["variants"][name]["audit"], name),
+                      _grouped(streamed["models"][name]["audit"], name)) == []
+    source_info = streamed["sources"][0]
+    assert source_info["read"]["batches"] == 9 and source_info["read"]["partitions"] == 3
+    assert source_info["dropped"] == {"bad_age": 1, "missing_attribute": 1, "duplicate_agreeing": 3,
+                                      "duplicate_conflicting": 4}
+    assert source_info["rows"] == full["data"]["quality"]["files_kept"]
+    assert not (tmp_path / "stream" / "summary.json").exists()
+    code, _, err = cli("audit", ["--state", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "o")],
+                       capsys)  # the same table, in memory and streamed: its rows merged twice
+    one_line_error(code, err, "holds rows already merged")
+
+
+def test_state_only_flags_are_one_line(saved, tmp_path, capsys):
+    table = str(saved / "part0.parquet")
+    for args, needle in ((["--state-only"], "--state-only reads a table batch by batch into its state: give --table"),
+                         (["--table", table, "--state-only", "--engine", "dask"], "leave out --engine dask"),
+                         (["--state", str(saved / "state-part0"), "--state-only"], "give one of them")):
+        code, _, err = cli("audit", [*args, "--out", str(tmp_path / "o")], capsys)
+        one_line_error(code, err, needle)
+    long = tmp_path / "predictions.csv"
+    pd.DataFrame({"file": ["a", "b"], "variant": ["m", "m"], "age": [20, 30], "pred": [21, 29]}).to_csv(long, index=False)
+    code, _, err = cli("audit", ["--table", str(long), "--state-only", "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "a previous audit's predictions table (variant, pred) is audited whole")
+    assert not (tmp_path / "o").exists()

@@ -33,7 +33,8 @@ def engine_settings(args: argparse.Namespace, fair: FairnessConfig) -> FairnessC
             raise AgefairError(f"{' and '.join(given)} go with --engine dask")
     elif args.workers is not None and args.scheduler is not None:
         raise AgefairError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
-    needs = "--engine dask" if args.engine == "dask" else "--save-state" if getattr(args, "save_state", None) else None
+    needs = ("--engine dask" if args.engine == "dask" else "--state-only" if getattr(args, "state_only", False)
+             else "--save-state" if getattr(args, "save_state", None) else None)
     if needs is None or getattr(args, "state", None):
         return fair
     if fair.bootstrap in ("vectorized", "fairlearn"):

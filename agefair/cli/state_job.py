@@ -7,10 +7,12 @@ import argparse
 from pathlib import Path
 
 from agefair.cli.outputs import STATE_AUDIT, publishing_state_audit
-from agefair.core.config import FairnessConfig
+from agefair.core.config import FairnessConfig, load_data_config, load_dataset_config
 from agefair.core.errors import AgefairError
 from agefair.core.io import write_json_atomic
+from agefair.data.table_stream import stream_table
 from agefair.fairness.auditing.state_audit import audit_saved, merged
+from agefair.fairness.auditing.state_stream import stream_state
 from agefair.fairness.results.state_files import STATE_JSON, StateAudit, save_state
 
 STATE_EXCLUDES = ("table", "pred", "runs", "predictions", "name", "variant", "split", "compare_to", "robustness",
@@ -47,8 +49,32 @@ def run_state_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
     return 0
 
 
+def run_stream_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
+    """``--table PATH --state-only``: the table read batch by batch into every model's state, the grouped
+    metrics of that state in state_audit.json (and the state in --save-state DIR); exit 0."""
+    if args.table is None:
+        raise AgefairError("--state-only reads a table batch by batch into its state: give --table PATH")
+    given = [f"--{a.replace('_', '-')}" for a in ("runs", "predictions", "name", "variant", "split", "compare_to",
+                                                   "robustness", "reference", "data") if getattr(args, a, None)]
+    if given or args.engine != "local":
+        raise AgefairError(f"--state-only audits the table's grouped metrics alone: leave out "
+                           f"{', '.join(given or ['--engine dask'])}")
+    target = check_state_dir(args.save_state)
+    stream = stream_table(args.table, data_cfg=load_data_config(args.data_config),
+                          dataset_cfg=load_dataset_config(args.dataset_config), preds=args.pred or ())
+    saved = stream_state(stream, fair, load_data_config(args.data_config), progress=not args.quiet)
+    result = audit_saved(saved, [], fair)
+    with publishing_state_audit(Path(args.out)) as gen:
+        write_json_atomic(gen / STATE_AUDIT, result.to_json())
+    if target is not None:
+        save_state(saved, target)
+    print_state_audit(result, Path(args.out) / STATE_AUDIT, target)
+    return 0
+
+
 def print_state_audit(result: StateAudit, path: Path, saved_to: Path | None) -> None:
-    print(f"audited {len(result.states)} saved state(s), {len(result.sources)} source(s), {result.rows:,} rows; "
+    head = f"{len(result.states)} saved state(s)" if result.states else "the table's state, read batch by batch"
+    print(f"audited {head}, {len(result.sources)} source(s), {result.rows:,} rows; "
           f"{result.n_boot} keyed bootstrap replicates (seed {result.seed}), {result.ci_level:.0%} intervals")
     for name, m in result.models.items():
         a = m.audit

@@ -191,7 +191,7 @@ def _rename_config(cfg: DatasetConfig, id_col: str) -> DatasetConfig:
     return cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"image": id_col})})
 
 
-def _check_rows(frame: pd.DataFrame, id_col: str, age_col: str, kind: str, attributes: list[str],
+def check_rows(frame: pd.DataFrame, id_col: str, age_col: str, kind: str, attributes: list[str],
                 cfg: DatasetConfig, max_age: int) -> tuple[pd.DataFrame, pd.Series]:
     """(the labels of every row: file, age or age_group/age_lo/age_hi, attributes; each row's problem,
     '' when it is kept so far), checked in the labels CSV's order: id, age, attributes."""
@@ -221,7 +221,7 @@ def _check_rows(frame: pd.DataFrame, id_col: str, age_col: str, kind: str, attri
     return out, problem
 
 
-def _predictions(frame: pd.DataFrame, models: dict[str, str]) -> tuple[dict[str, np.ndarray], dict]:
+def parse_predictions(frame: pd.DataFrame, models: dict[str, str]) -> tuple[dict[str, np.ndarray], dict]:
     """Each model's predictions (NaN where the cell is empty, not a number or out of range) and, per
     model, each row's problem with its cell ('' when none)."""
     preds, why = {}, {}
@@ -280,7 +280,7 @@ def _intervals(path: Path, frame: pd.DataFrame, models: dict[str, str]) -> dict[
     return out
 
 
-def _layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bool = False
+def table_layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bool = False
             ) -> tuple[str, str, str, dict, list[str]]:
     """(id column, age column, 'exact' | 'interval', model -> column, attributes); ``long``: a previous
     audit's predictions.csv, whose own columns (LONG_OWN: shot, age_bin ...) are never attributes."""
@@ -323,11 +323,11 @@ def read_table(path: str | Path, *, data_cfg: DataConfig, dataset_cfg: DatasetCo
         preds = [f"{PRED_PREFIX}{re.sub(r'^' + PRED_PREFIX, '', str(p))}" for p in preds]
         if "subject" in frame.columns and cfg.columns.subject is None:
             cfg = cfg.model_copy(update={"columns": cfg.columns.model_copy(update={"subject": "subject"})})
-    id_col, age_col, kind, models, attributes = _layout(path, frame, cfg, preds, long=fmt == "long")
-    labels, problem = _check_rows(frame, id_col, age_col, kind, attributes, cfg, max_age)
+    id_col, age_col, kind, models, attributes = table_layout(path, frame, cfg, preds, long=fmt == "long")
+    labels, problem = check_rows(frame, id_col, age_col, kind, attributes, cfg, max_age)
     if cfg.columns.attributes is None:
         _check_attribute_sizes(path, labels, attributes)
-    predictions, why = _predictions(frame, models)
+    predictions, why = parse_predictions(frame, models)
     _duplicates(labels, predictions, problem)
     kept = (problem == "").to_numpy()
     if not kept.any():

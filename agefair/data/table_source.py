@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -201,3 +202,64 @@ def source_sha256(files: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
+
+
+def iter_batches(spec: str | Path, counts: dict) -> Iterator[pd.DataFrame]:
+    """Every partition's rows, a Parquet row batch (``BATCH_ROWS``) or a CSV file at a time, checked as
+    ``read_partitions`` checks them (the same columns, hive keys); ``counts`` fills in as they are read
+    (``SourceCounts`` fields, and ``files`` and ``root`` for ``source_sha256``). Memory holds one batch."""
+    import pyarrow.parquet as pq
+
+    kind, root, files = table_partitions(spec)
+    counts.update(kind=kind, format="parquet" if files[0].suffix.lower() in PARQUET else "csv", partitions=len(files),
+                  empty=0, rows=0, batches=0, files=files, root=root)
+    columns, hive_keys = None, None
+    for path in files:
+        hive = hive_values(root, path) if kind != "file" else {}
+        if hive_keys is None:
+            hive_keys = list(hive)
+            counts["hive_columns"] = tuple(hive_keys)
+        elif list(hive) != hive_keys:
+            raise AgefairError(f"{path}: its folder names give the columns {list(hive)}, the first partition's "
+                               f"{hive_keys} (a hive dataset has the same keys at every level)")
+        n_file = 0
+        for frame in _file_batches(path, pq):
+            for key, value in hive.items():
+                if key in frame.columns:
+                    raise AgefairError(f"{path}: column {key!r} is both in the file and in its folder name")
+                frame[key] = value
+            if columns is None:
+                columns = list(frame.columns)
+            _check_columns(files[0], columns, path, list(frame.columns))
+            n_file += len(frame)
+            counts["rows"] += len(frame)
+            counts["batches"] += int(counts["format"] == "parquet" and len(frame) > 0)
+            yield frame[columns]
+        counts["empty"] += n_file == 0
+
+
+def _file_batches(path: Path, pq) -> Iterator[pd.DataFrame]:
+    """A file's rows in batches: a Parquet file's row batches, a CSV file whole; one-line errors naming it."""
+    if path.suffix.lower() not in PARQUET:
+        yield read_csv_text(path, "table")
+        return
+    _refuse_special(path)
+    try:
+        reader = pq.ParquetFile(path)
+        batches = reader.iter_batches(batch_size=BATCH_ROWS)
+        if reader.metadata.num_rows == 0:
+            yield reader.schema_arrow.empty_table().to_pandas()
+            return
+        for batch in batches:
+            frame = batch.to_pandas()
+            names = [str(c).strip() for c in frame.columns]
+            if len(set(names)) != len(names):
+                dup = next(n for n in names if names.count(n) > 1)
+                raise AgefairError(f"{path}: column {dup!r} appears more than once")
+            frame.columns = names
+            yield frame
+    except AgefairError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, said in one line
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AgefairError(f"{path}: not a readable Parquet file: {first}") from None

@@ -28,6 +28,7 @@ def saved_of(run: AuditRun, fair: FairnessConfig) -> SavedState:
     return SavedState(dict(run.states), fair.n_boot, fair.seed, d.labels,
                       {k: list(v) for k, v in run.groupings.items()},
                       [{"path": d.path, "manifest_hash": d.manifest_hash, "split": d.split,
+                        "file_sha256": (run.summary.data.quality or {}).get("file_sha256"),
                         "rows": d.images_in_split}])
 
 

@@ -55,8 +55,8 @@ class SavedState:
             if a != b:
                 raise AgefairError(f"{where}: {what} {b} differs from the first state's {a}: states merge only "
                                    "when drawn alike")
-        seen = {s["manifest_hash"] for s in self.sources}
-        again = [s for s in other.sources if s["manifest_hash"] in seen]
+        seen = {s.get(k) for s in self.sources for k in ("manifest_hash", "file_sha256")} - {None}
+        again = [s for s in other.sources if {s.get("manifest_hash"), s.get("file_sha256")} & seen]
         if again:
             raise AgefairError(f"{where}: holds rows already merged ({again[0]['path']}, manifest "
                                f"{again[0]['manifest_hash'][:12]}): each state's rows must be counted once")
