@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bad_input_helpers import cli, one_line_error
+from equality_helpers import differences
 
 from agefair import audit
 from agefair.fairness.engine.cell_state import CellState
@@ -34,18 +35,7 @@ def _run(tmp_path, *args) -> int:
     return audit.main([*map(str, args), "--thresholds", str(fair), "--quiet"])
 
 
-def _close(a, b, path="") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return [f"{path}: keys {sorted(a.keys() ^ b.keys())}"]
-        return [d for k in a for d in _close(a[k], b[k], f"{path}/{k}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{path}: {len(a)} != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _close(x, y, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return [] if abs(a - b) <= 1e-9 * max(1.0, abs(a)) else [f"{path}: {a!r} != {b!r}"]
-    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+_close = differences
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bad_input_helpers import cli, one_line_error
+from equality_helpers import two_model_table
 from scipy import sparse
 
 from agefair import audit
@@ -110,12 +111,7 @@ def test_a_task_that_keeps_failing_is_one_line(dask_executor):
 
 
 def _table(n: int, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    age = rng.integers(1, 90, n)
-    return pd.DataFrame({"id": [f"f{i}" for i in range(n)], "age": age, "gender": rng.choice(["m", "f"], n),
-                         "ethnicity": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
-                         "pred_a": np.round(age + rng.normal(0, 5, n), 2),
-                         "pred_b": np.round(age + rng.normal(1, 6, n), 2)})
+    return two_model_table(n, seed)
 
 
 def test_in_memory_16_parquet_files_and_dask_give_the_same_numbers(tmp_path):

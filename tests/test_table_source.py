@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bad_input_helpers import cli, one_line_error
+from equality_helpers import differences, two_model_table
 
 from agefair import audit
 from agefair.core.config import DataConfig
@@ -22,13 +23,7 @@ pytest.importorskip("pyarrow")
 CFG = DataConfig()
 
 
-def _frame(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    age = rng.integers(1, 90, n)
-    return pd.DataFrame({"id": [f"f{i}" for i in range(n)], "age": age, "gender": rng.choice(["m", "f"], n),
-                         "ethnicity": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
-                         "pred_a": np.round(age + rng.normal(0, 5, n), 2),
-                         "pred_b": np.round(age + rng.normal(1, 6, n), 2)})
+_frame = two_model_table
 
 
 def _write_parts(frame: pd.DataFrame, folder, parts: int, fmt: str = "parquet") -> list:
@@ -170,19 +165,7 @@ def test_a_table_audited_whole_or_in_16_parquet_files_gives_the_same_numbers(tmp
     assert whole["data"]["quality"]["files_scanned"] == parts["data"]["quality"]["files_scanned"] == n
 
 
-def _close(a, b, path="") -> list[str]:
-    """Paths where two summaries differ: floats beyond 1e-9 relative, anything else unequal."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return [f"{path}: keys {sorted(a.keys() ^ b.keys())}"]
-        return [d for k in a for d in _close(a[k], b[k], f"{path}/{k}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{path}: {len(a)} != {len(b)} items"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _close(x, y, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return [] if abs(a - b) <= 1e-9 * max(1.0, abs(a)) else [f"{path}: {a!r} != {b!r}"]
-    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+_close = differences
 
 
 def test_the_poisson_bootstrap_follows_the_rows_not_their_order(tmp_path):

@@ -13,7 +13,7 @@ from agefair.core.io import write_json_atomic
 from agefair.data.table_stream import stream_table
 from agefair.fairness.auditing.state_audit import audit_saved, merged
 from agefair.fairness.auditing.state_stream import stream_state
-from agefair.fairness.results.state_files import STATE_JSON, StateAudit, save_state
+from agefair.fairness.results.state_files import STATE_JSON, SavedState, StateAudit, save_state
 
 STATE_EXCLUDES = ("table", "pred", "runs", "predictions", "name", "variant", "split", "compare_to", "robustness",
                   "reference", "data")
@@ -37,15 +37,19 @@ def run_state_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
     given = [f"--{a.replace('_', '-')}" for a in STATE_EXCLUDES if getattr(args, a, None) not in (None, False, [])]
     if given:
         raise AgefairError(f"--state audits saved states without rows: leave out {', '.join(given)}")
+    target = check_state_dir(args.save_state)
     folders = [Path(f) for f in args.state]
     saved = merged(folders)
-    result = audit_saved(saved, folders, fair)
-    target = check_state_dir(args.save_state)
-    with publishing_state_audit(Path(args.out)) as gen:
+    return _publish(audit_saved(saved, folders, fair), saved, Path(args.out), target)
+
+
+def _publish(result: StateAudit, saved: SavedState, out: Path, target: Path | None) -> int:
+    """state_audit.json published in ``out`` (and the state saved in ``target``), printed; exit 0."""
+    with publishing_state_audit(out) as gen:
         write_json_atomic(gen / STATE_AUDIT, result.to_json())
     if target is not None:
         save_state(saved, target)
-    print_state_audit(result, Path(args.out) / STATE_AUDIT, target)
+    print_state_audit(result, out / STATE_AUDIT, target)
     return 0
 
 
@@ -63,13 +67,7 @@ def run_stream_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
     stream = stream_table(args.table, data_cfg=load_data_config(args.data_config),
                           dataset_cfg=load_dataset_config(args.dataset_config), preds=args.pred or ())
     saved = stream_state(stream, fair, load_data_config(args.data_config), progress=not args.quiet)
-    result = audit_saved(saved, [], fair)
-    with publishing_state_audit(Path(args.out)) as gen:
-        write_json_atomic(gen / STATE_AUDIT, result.to_json())
-    if target is not None:
-        save_state(saved, target)
-    print_state_audit(result, Path(args.out) / STATE_AUDIT, target)
-    return 0
+    return _publish(audit_saved(saved, [], fair), saved, Path(args.out), target)
 
 
 def print_state_audit(result: StateAudit, path: Path, saved_to: Path | None) -> None:

@@ -163,6 +163,27 @@ def _check_columns(first: Path, columns: list[str], path: Path, got: list[str]) 
     raise AgefairError(f"{path}: its columns differ from the first partition's ({first.name}): {said}")
 
 
+def _same_keys(path: Path, hive: dict[str, str], keys: list[str] | None) -> list[str]:
+    """The hive keys of the first partition; another partition's must be the same."""
+    if keys is not None and list(hive) != keys:
+        raise AgefairError(f"{path}: its folder names give the columns {list(hive)}, the first partition's "
+                           f"{keys} (a hive dataset has the same keys at every level)")
+    return list(hive) if keys is None else keys
+
+
+def _with_hive(first: Path, path: Path, frame: pd.DataFrame, hive: dict[str, str], columns: list[str] | None
+               ) -> list[str]:
+    """Adds the folder names' columns to ``frame`` (in place); the first frame's columns, which every
+    frame must have."""
+    for key, value in hive.items():
+        if key in frame.columns:
+            raise AgefairError(f"{path}: column {key!r} is both in the file and in its folder name")
+        frame[key] = value
+    columns = list(frame.columns) if columns is None else columns
+    _check_columns(first, columns, path, list(frame.columns))
+    return columns
+
+
 def read_partitions(spec: str | Path) -> tuple[pd.DataFrame, SourceCounts, list[Path], Path]:
     """Every partition's rows in one frame (index 0..n-1), what was read, the files and their root."""
     kind, root, files = table_partitions(spec)
@@ -170,18 +191,8 @@ def read_partitions(spec: str | Path) -> tuple[pd.DataFrame, SourceCounts, list[
     for path in files:
         frame, n_batches = read_partition(path)
         hive = hive_values(root, path) if kind != "file" else {}
-        if hive_keys is None:
-            hive_keys = list(hive)
-        elif list(hive) != hive_keys:
-            raise AgefairError(f"{path}: its folder names give the columns {list(hive)}, the first partition's "
-                               f"{hive_keys} (a hive dataset has the same keys at every level)")
-        for key, value in hive.items():
-            if key in frame.columns:
-                raise AgefairError(f"{path}: column {key!r} is both in the file and in its folder name")
-            frame[key] = value
-        if columns is None:
-            columns = list(frame.columns)
-        _check_columns(files[0], columns, path, list(frame.columns))
+        hive_keys = _same_keys(path, hive, hive_keys)
+        columns = _with_hive(files[0], path, frame, hive, columns)
         empty += len(frame) == 0
         batches += n_batches
         frames.append(frame[columns])
@@ -216,21 +227,11 @@ def iter_batches(spec: str | Path, counts: dict) -> Iterator[pd.DataFrame]:
     columns, hive_keys = None, None
     for path in files:
         hive = hive_values(root, path) if kind != "file" else {}
-        if hive_keys is None:
-            hive_keys = list(hive)
-            counts["hive_columns"] = tuple(hive_keys)
-        elif list(hive) != hive_keys:
-            raise AgefairError(f"{path}: its folder names give the columns {list(hive)}, the first partition's "
-                               f"{hive_keys} (a hive dataset has the same keys at every level)")
+        hive_keys = _same_keys(path, hive, hive_keys)
+        counts["hive_columns"] = tuple(hive_keys)
         n_file = 0
         for frame in _file_batches(path, pq):
-            for key, value in hive.items():
-                if key in frame.columns:
-                    raise AgefairError(f"{path}: column {key!r} is both in the file and in its folder name")
-                frame[key] = value
-            if columns is None:
-                columns = list(frame.columns)
-            _check_columns(files[0], columns, path, list(frame.columns))
+            columns = _with_hive(files[0], path, frame, hive, columns)
             n_file += len(frame)
             counts["rows"] += len(frame)
             counts["batches"] += int(counts["format"] == "parquet" and len(frame) > 0)
