@@ -113,8 +113,9 @@ def dask_engine(*, workers: int = 2, scheduler: str | None = None) -> Iterator[D
                 yield DaskExecutor(client, _where=f"scheduler {scheduler}")
             return
         try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR,
+            # loopback only: the scheduler, its workers and its HTTP routes listen on 127.0.0.1 (a free port)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                    env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
         except (OSError, RuntimeError, TimeoutError) as e:
             raise AgefairError(f"--engine dask: the local cluster of {workers} workers did not start ({e})") from None
