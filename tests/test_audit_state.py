@@ -211,3 +211,19 @@ def test_state_only_flags_are_one_line(saved, tmp_path, capsys):
     code, _, err = cli("audit", ["--table", str(long), "--state-only", "--out", str(tmp_path / "o")], capsys)
     one_line_error(code, err, "a previous audit's predictions table (variant, pred) is audited whole")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_partition_while_streaming_is_one_line_and_an_empty_one_is_counted(tmp_path, capsys):
+    frame = _table(3_000, seed=2)
+    (tmp_path / "ds").mkdir()
+    frame.iloc[:0].to_parquet(tmp_path / "ds" / "a-empty.parquet", index=False)
+    frame.to_parquet(tmp_path / "ds" / "b.parquet", index=False)
+    (tmp_path / "ds" / "c.parquet").write_bytes(b"junk")
+    args = ["--table", str(tmp_path / "ds"), "--state-only", "--out", str(tmp_path / "o")]
+    code, _, err = cli("audit", args, capsys)
+    one_line_error(code, err, f"{tmp_path / 'ds' / 'c.parquet'}: not a readable Parquet file")
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "ds" / "c.parquet").unlink()
+    assert _run(tmp_path, *args) == 0
+    read = json.loads((tmp_path / "o" / "state_audit.json").read_text())["sources"][0]["read"]
+    assert read["partitions"] == 2 and read["empty"] == 1 and read["rows"] == 3_000
