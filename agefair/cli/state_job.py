@@ -15,8 +15,12 @@ from agefair.fairness.auditing.state_audit import audit_saved, merged
 from agefair.fairness.auditing.state_stream import stream_state
 from agefair.fairness.results.state_files import STATE_JSON, SavedState, StateAudit, save_state
 
-STATE_EXCLUDES = ("table", "pred", "runs", "predictions", "name", "variant", "split", "compare_to", "robustness",
-                  "reference", "data")
+ROW_INPUTS = ("runs", "predictions", "name", "variant", "split", "compare_to", "robustness", "reference", "data")
+STATE_EXCLUDES = ("table", "pred", *ROW_INPUTS)  # --state reads no rows at all
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    return [f"--{a.replace('_', '-')}" for a in names if getattr(args, a, None) not in (None, False, [])]
 
 
 def check_state_dir(path: str | None) -> Path | None:
@@ -34,7 +38,7 @@ def check_state_dir(path: str | None) -> Path | None:
 
 def run_state_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
     """Merge the states of ``--state``, audit them, publish state_audit.json in --out, print; exit 0."""
-    given = [f"--{a.replace('_', '-')}" for a in STATE_EXCLUDES if getattr(args, a, None) not in (None, False, [])]
+    given = _given(args, STATE_EXCLUDES)
     if given:
         raise AgefairError(f"--state audits saved states without rows: leave out {', '.join(given)}")
     target = check_state_dir(args.save_state)
@@ -58,15 +62,15 @@ def run_stream_audit(args: argparse.Namespace, fair: FairnessConfig) -> int:
     metrics of that state in state_audit.json (and the state in --save-state DIR); exit 0."""
     if args.table is None:
         raise AgefairError("--state-only reads a table batch by batch into its state: give --table PATH")
-    given = [f"--{a.replace('_', '-')}" for a in ("runs", "predictions", "name", "variant", "split", "compare_to",
-                                                   "robustness", "reference", "data") if getattr(args, a, None)]
+    given = _given(args, ROW_INPUTS)
     if given or args.engine != "local":
         raise AgefairError(f"--state-only audits the table's grouped metrics alone: leave out "
                            f"{', '.join(given or ['--engine dask'])}")
     target = check_state_dir(args.save_state)
-    stream = stream_table(args.table, data_cfg=load_data_config(args.data_config),
-                          dataset_cfg=load_dataset_config(args.dataset_config), preds=args.pred or ())
-    saved = stream_state(stream, fair, load_data_config(args.data_config), progress=not args.quiet)
+    data_cfg = load_data_config(args.data_config)
+    stream = stream_table(args.table, data_cfg=data_cfg, dataset_cfg=load_dataset_config(args.dataset_config),
+                          preds=args.pred or ())
+    saved = stream_state(stream, fair, data_cfg, progress=not args.quiet)
     return _publish(audit_saved(saved, [], fair), saved, Path(args.out), target)
 
 

@@ -192,7 +192,7 @@ def _rename_config(cfg: DatasetConfig, id_col: str) -> DatasetConfig:
 
 
 def check_rows(frame: pd.DataFrame, id_col: str, age_col: str, kind: str, attributes: list[str],
-                cfg: DatasetConfig, max_age: int) -> tuple[pd.DataFrame, pd.Series]:
+               cfg: DatasetConfig, max_age: int) -> tuple[pd.DataFrame, pd.Series]:
     """(the labels of every row: file, age or age_group/age_lo/age_hi, attributes; each row's problem,
     '' when it is kept so far), checked in the labels CSV's order: id, age, attributes."""
     problem = pd.Series("", index=frame.index, dtype=object)
@@ -281,7 +281,7 @@ def _intervals(path: Path, frame: pd.DataFrame, models: dict[str, str]) -> dict[
 
 
 def table_layout(path: Path, frame: pd.DataFrame, cfg: DatasetConfig, preds, long: bool = False
-            ) -> tuple[str, str, str, dict, list[str]]:
+                 ) -> tuple[str, str, str, dict, list[str]]:
     """(id column, age column, 'exact' | 'interval', model -> column, attributes); ``long``: a previous
     audit's predictions.csv, whose own columns (LONG_OWN: shot, age_bin ...) are never attributes."""
     columns = list(frame.columns)

@@ -137,14 +137,23 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, int]:
         table = pa.Table.from_batches(batches, schema=reader.schema_arrow)
         frame = table.to_pandas()
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, said in one line
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise AgefairError(f"{path}: not a readable Parquet file: {first}") from None
+        raise _unreadable(path, exc) from None
+    return _named(path, frame), len(batches)
+
+
+def _unreadable(path: Path, exc: Exception) -> AgefairError:
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return AgefairError(f"{path}: not a readable Parquet file: {first}")
+
+
+def _named(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its column names stripped; a name that appears twice is one line naming ``path``."""
     names = [str(c).strip() for c in frame.columns]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise AgefairError(f"{path}: column {dup!r} appears more than once")
     frame.columns = names
-    return frame, len(batches)
+    return frame
 
 
 def read_partition(path: Path) -> tuple[pd.DataFrame, int]:
@@ -213,8 +222,6 @@ def source_sha256(files: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-
-
 def iter_batches(spec: str | Path, counts: dict) -> Iterator[pd.DataFrame]:
     """Every partition's rows, a Parquet row batch (``BATCH_ROWS``) or a CSV file at a time, checked as
     ``read_partitions`` checks them (the same columns, hive keys); ``counts`` fills in as they are read
@@ -247,20 +254,12 @@ def _file_batches(path: Path, pq) -> Iterator[pd.DataFrame]:
     _refuse_special(path)
     try:
         reader = pq.ParquetFile(path)
-        batches = reader.iter_batches(batch_size=BATCH_ROWS)
         if reader.metadata.num_rows == 0:
-            yield reader.schema_arrow.empty_table().to_pandas()
+            yield _named(path, reader.schema_arrow.empty_table().to_pandas())
             return
-        for batch in batches:
-            frame = batch.to_pandas()
-            names = [str(c).strip() for c in frame.columns]
-            if len(set(names)) != len(names):
-                dup = next(n for n in names if names.count(n) > 1)
-                raise AgefairError(f"{path}: column {dup!r} appears more than once")
-            frame.columns = names
-            yield frame
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS):
+            yield _named(path, batch.to_pandas())
     except AgefairError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, said in one line
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise AgefairError(f"{path}: not a readable Parquet file: {first}") from None
+        raise _unreadable(path, exc) from None

@@ -35,18 +35,8 @@ def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndar
     (the spread of the expectation head's age distribution) follows row when given and not all NaN."""
     m = prepared.manifest
     rows = np.asarray(rows, dtype=np.int64)
-    out = {"file": m["file"].to_numpy()[rows], "variant": variant}
-    if prepared.labels == "interval":
-        for c in ("age_group", "age_lo", "age_hi"):
-            out[c] = m[c].to_numpy()[rows]
-    else:
-        ages = m["age"].to_numpy()[rows]
-        out["age"] = ages.astype(int) if prepared.kind == "utkface" else ages.astype(float)
-    out["pred"] = np.round(np.asarray(preds, dtype=float), 4)
-    for a in prepared.attributes:
-        out[a] = m[a].to_numpy()[rows]
-    if prepared.labels == "exact":
-        out["age_bin"] = age_bin(m["age"].to_numpy()[rows], data_cfg.age_bins)
+    out = labelled_predictions(m, rows, preds, variant, labels=prepared.labels, attributes=prepared.attributes,
+                               age_bins=data_cfg.age_bins, int_ages=prepared.kind == "utkface")
     if "subject" in m.columns:  # the dataset config's subject column: comparisons resample subjects
         out["subject"] = m["subject"].to_numpy()[rows]
     out["row"] = rows
@@ -54,6 +44,26 @@ def prediction_frame(prepared: PreparedData, data_cfg: DataConfig, rows: np.ndar
         out["sigma"] = np.round(np.asarray(sigma, dtype=float), 4)
     return pd.DataFrame(out)
 
+
+
+def labelled_predictions(table: pd.DataFrame, rows: np.ndarray, preds: np.ndarray, variant: str, *, labels: str,
+                         attributes, age_bins, int_ages: bool = False) -> dict[str, np.ndarray]:
+    """The columns every prediction frame starts with, for ``rows`` of a labels ``table`` (a manifest, or a
+    streamed batch's labels) and their ``preds``: file, variant, the age (``labels`` exact; ``int_ages``: as
+    whole years) or age_group/age_lo/age_hi, pred (to 1e-4 years), the attributes, and the age bin."""
+    out = {"file": table["file"].to_numpy()[rows], "variant": variant}
+    if labels == "interval":
+        for c in ("age_group", "age_lo", "age_hi"):
+            out[c] = table[c].to_numpy()[rows]
+    else:
+        ages = table["age"].to_numpy()[rows]
+        out["age"] = ages.astype(int) if int_ages else ages.astype(float)
+    out["pred"] = np.round(np.asarray(preds, dtype=float), 4)
+    for a in attributes:
+        out[a] = table[a].to_numpy()[rows]
+    if labels == "exact":
+        out["age_bin"] = age_bin(table["age"].to_numpy()[rows], age_bins)
+    return out
 
 
 def _read_cache(cache: Path, head: str) -> pd.DataFrame | None:

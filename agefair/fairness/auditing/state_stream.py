@@ -17,8 +17,8 @@ import pandas as pd
 
 from agefair.core.config import DataConfig, FairnessConfig
 from agefair.core.errors import AgefairError
-from agefair.data.labels import age_bin
 from agefair.data.table_stream import CheckedBatch, TableStream
+from agefair.fairness.auditing.model_predictions import labelled_predictions
 from agefair.fairness.engine.cell_state import CellState
 from agefair.fairness.results.state_files import SavedState
 from agefair.fairness.stats.metrics import AuditSettings, variant_state
@@ -28,19 +28,8 @@ def _model_frame(batch: CheckedBatch, stream: TableStream, model: str, data_cfg:
     """The rows of ``batch`` ``model`` predicts, framed as the full audit frames a table model's predictions."""
     preds = batch.predictions[model]
     rows = np.flatnonzero(np.isfinite(preds))
-    lab = batch.labels
-    out = {"file": lab["file"].to_numpy()[rows], "variant": model}
-    if stream.kind == "interval":
-        for c in ("age_group", "age_lo", "age_hi"):
-            out[c] = lab[c].to_numpy()[rows]
-    else:
-        out["age"] = lab["age"].to_numpy()[rows].astype(float)
-    out["pred"] = np.round(preds[rows].astype(float), 4)
-    for a in stream.attributes:
-        out[a] = lab[a].to_numpy()[rows]
-    if stream.kind == "exact":
-        out["age_bin"] = age_bin(lab["age"].to_numpy()[rows], data_cfg.age_bins)
-    return pd.DataFrame(out)
+    return pd.DataFrame(labelled_predictions(batch.labels, rows, preds[rows], model, labels=stream.kind,
+                                             attributes=stream.attributes, age_bins=data_cfg.age_bins))
 
 
 def stream_state(stream: TableStream, fair: FairnessConfig, data_cfg: DataConfig, *,
@@ -67,5 +56,5 @@ def stream_state(stream: TableStream, fair: FairnessConfig, data_cfg: DataConfig
     q = stream.quality
     return SavedState({m: states[m] for m in stream.models}, fair.n_boot, fair.seed, stream.kind,
                       {k: list(v) for k, v in stream.groupings.items()},
-                      [{"path": str(stream.path), "manifest_hash": q["file_sha256"], "file_sha256": q["file_sha256"],
+                      [{"path": str(stream.path), "manifest_hash": None, "file_sha256": q["file_sha256"],
                         "split": "all", "rows": q["kept"], "read": q["source"], "dropped": q["dropped"]}])

@@ -25,9 +25,6 @@ ENGINES = ("local", "dask")
 class InProcess:
     """Runs every block here, one after the other."""
 
-    name = "local"
-    workers = 1
-
     def map(self, fn: Callable, blocks: Iterable[tuple], **kwargs) -> Iterator[Any]:
         for block in blocks:
             yield fn(*block, **kwargs)
@@ -44,8 +41,6 @@ class DaskExecutor:
     client: Any
     retries: int = 2
     _where: str = field(default="")
-
-    name = "dask"
 
     @property
     def workers(self) -> int:

@@ -7,7 +7,7 @@ materialising ``W``: for each unit, its r weights are hashed into a few register
 unit's entries, into the (columns x r) output. Each output element is a sum over the units in their order, so
 the result does not depend on the number of threads (threads take disjoint groups of replicates).
 
-The weights are the same bits as ``keyed_poisson`` / ``keyed_swaps`` (tests/test_keyed_kernel.py); the sums
+The weights are the same bits as ``keyed_poisson`` / ``keyed_swaps`` (tests/test_engine_state.py); the sums
 agree with ``W @ x`` to rounding (the order of the additions differs from scipy's product).
 """
 

@@ -35,6 +35,7 @@ from agefair.fairness.results.summary import Audit, ExactAudit
 
 FORMAT, VERSION = "agefair-audit-state", 1
 STATE_JSON = "state.json"
+SOURCE_HASHES = ("manifest_hash", "file_sha256")  # what names a source's rows: its labels' hash, its files' hash
 
 
 @dataclass
@@ -55,11 +56,12 @@ class SavedState:
             if a != b:
                 raise AgefairError(f"{where}: {what} {b} differs from the first state's {a}: states merge only "
                                    "when drawn alike")
-        seen = {s.get(k) for s in self.sources for k in ("manifest_hash", "file_sha256")} - {None}
-        again = [s for s in other.sources if {s.get("manifest_hash"), s.get("file_sha256")} & seen]
+        seen = {s.get(k) for s in self.sources for k in SOURCE_HASHES} - {None}
+        again = [(s, h) for s in other.sources for h in (s.get(k) for k in SOURCE_HASHES) if h in seen]
         if again:
-            raise AgefairError(f"{where}: holds rows already merged ({again[0]['path']}, manifest "
-                               f"{again[0]['manifest_hash'][:12]}): each state's rows must be counted once")
+            source, digest = again[0]
+            raise AgefairError(f"{where}: holds rows already merged ({source['path']}, {digest[:12]}): each "
+                               "state's rows must be counted once")
         states = dict(self.states)
         for name, st in other.states.items():
             states[name] = states[name].merge(st) if name in states else st

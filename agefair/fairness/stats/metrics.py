@@ -197,8 +197,7 @@ def metric_state(pred: pd.DataFrame, columns: list[str], s: AuditSettings) -> Ce
     err = errors(pred)
     labels = pred[list(columns)].reset_index(drop=True)
     values = {m: _ROW_VALUES[m](err) for m in LABEL_METRICS[label_kind(pred)]}
-    n_boot = 0 if s.bootstrap == "fairlearn" else s.n_boot
-    return CellState.of_rows(labels, values, n_boot=n_boot, seed=s.seed, scheme=scheme, keys=keys)
+    return CellState.of_rows(labels, values, n_boot=s.n_boot, seed=s.seed, scheme=scheme, keys=keys)
 
 
 def groups_from_state(state: CellState, columns: list[str], s: AuditSettings) -> dict:
@@ -355,7 +354,7 @@ def variant_state(pred: pd.DataFrame, s: AuditSettings, groupings: dict[str, lis
 
 def audit_from_state(state: CellState, s: AuditSettings, groupings: dict[str, list[str]] = GROUPINGS) -> dict:
     """``audit_variant``'s numbers from a state alone (a model's ``variant_state``, or several merged)."""
-    kind = "interval" if "dist" in state.values else "exact"
+    kind = next(k for k, names in LABEL_METRICS.items() if names == state.values)
     out = {"overall": _overall(state, s), "groupings": {}}
     for name, cols in groupings.items():
         if all(c in state.labels.columns for c in cols):
